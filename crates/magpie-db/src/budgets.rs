@@ -82,7 +82,8 @@ pub async fn get(conn: Conn<'_>, user: UserId, id: BudgetId) -> Result<Option<Bu
 /// The user's budgets, latest period first.
 #[tracing::instrument(skip_all, fields(user.id = %user))]
 pub async fn list(conn: Conn<'_>, user: UserId) -> Result<Vec<Budget>> {
-    const SQL: &str = concat!("select ", cols!(), " from budgets where user_id = $1 order by period_start desc, id desc");
+    const SQL: &str =
+        concat!("select ", cols!(), " from budgets where user_id = $1 order by period_start desc, id desc");
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).fetch_all(&mut *c).await?))
 }
 
@@ -90,7 +91,9 @@ pub async fn list(conn: Conn<'_>, user: UserId) -> Result<Vec<Budget>> {
 #[tracing::instrument(skip_all, fields(user.id = %user))]
 pub async fn current(conn: Conn<'_>, user: UserId, day: NaiveDate) -> Result<Vec<Budget>> {
     const SQL: &str = concat!(
-        "select ", cols!(), " from budgets where user_id = $1 and period_start <= $2 and period_end >= $2 \
+        "select ",
+        cols!(),
+        " from budgets where user_id = $1 and period_start <= $2 and period_end >= $2 \
          order by period_start desc, id desc"
     );
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).bind(day).fetch_all(&mut *c).await?))
@@ -101,7 +104,8 @@ pub async fn current(conn: Conn<'_>, user: UserId, day: NaiveDate) -> Result<Vec
 pub async fn update(conn: Conn<'_>, user: UserId, id: BudgetId, new: &NewBudget) -> Result<Option<Budget>> {
     const SQL: &str = concat!(
         "update budgets set name = $3, period_start = $4, period_end = $5, allocations = $6, updated_at = $7 \
-         where id = $1 and user_id = $2 returning ", cols!()
+         where id = $1 and user_id = $2 returning ",
+        cols!()
     );
     Ok(on_conn!(conn, c => sqlx::query_as(SQL)
         .bind(id).bind(user).bind(&new.name).bind(new.period_start).bind(new.period_end)

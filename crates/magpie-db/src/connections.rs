@@ -79,7 +79,9 @@ pub async fn get(conn: Conn<'_>, user: UserId, id: ConnectionId) -> Result<Optio
 #[tracing::instrument(skip_all, fields(user.id = %user))]
 pub async fn list(conn: Conn<'_>, user: UserId, status: Option<ConnectionStatus>) -> Result<Vec<Connection>> {
     const SQL: &str = concat!(
-        "select ", cols!(), " from connections where user_id = $1 and ($2 is null or status = $2) \
+        "select ",
+        cols!(),
+        " from connections where user_id = $1 and ($2 is null or status = $2) \
          order by created_at, id"
     );
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).bind(status).fetch_all(&mut *c).await?))
@@ -89,7 +91,9 @@ pub async fn list(conn: Conn<'_>, user: UserId, status: Option<ConnectionStatus>
 #[tracing::instrument(skip_all, fields(user.id = %user))]
 pub async fn list_by_institution(conn: Conn<'_>, user: UserId, institution_id: &str) -> Result<Vec<Connection>> {
     const SQL: &str = concat!(
-        "select ", cols!(), " from connections where user_id = $1 and institution_id = $2 order by created_at, id"
+        "select ",
+        cols!(),
+        " from connections where user_id = $1 and institution_id = $2 order by created_at, id"
     );
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).bind(institution_id).fetch_all(&mut *c).await?))
 }
@@ -105,7 +109,8 @@ pub async fn update_status(
 ) -> Result<Option<Connection>> {
     const SQL: &str = concat!(
         "update connections set status = $3, last_sync = coalesce($4, last_sync) \
-         where id = $1 and user_id = $2 returning ", cols!()
+         where id = $1 and user_id = $2 returning ",
+        cols!()
     );
     Ok(on_conn!(conn, c => sqlx::query_as(SQL)
         .bind(id).bind(user).bind(status).bind(last_sync)

@@ -31,9 +31,7 @@ impl Engine {
         match scheme {
             "sqlite" => Ok(Engine::Sqlite),
             "postgres" | "postgresql" => Ok(Engine::Postgres),
-            _ => Err(DbError::Config(
-                "database URL must start with sqlite:// or postgres://".to_owned(),
-            )),
+            _ => Err(DbError::Config("database URL must start with sqlite:// or postgres://".to_owned())),
         }
     }
 
@@ -271,10 +269,7 @@ impl Db {
                 })
             }
         };
-        Ok(migrator
-            .iter()
-            .map(|m| (m.version, m.description.to_string(), applied.contains(&m.version)))
-            .collect())
+        Ok(migrator.iter().map(|m| (m.version, m.description.to_string(), applied.contains(&m.version))).collect())
     }
 
     /// The engine behind this handle.
@@ -321,16 +316,12 @@ impl Db {
     /// Pool occupancy.
     pub fn pool_stats(&self) -> PoolStats {
         match self {
-            Db::Sqlite(p) => PoolStats {
-                size: p.size(),
-                idle: p.num_idle() as u32,
-                max: p.options().get_max_connections(),
-            },
-            Db::Postgres(p) => PoolStats {
-                size: p.size(),
-                idle: p.num_idle() as u32,
-                max: p.options().get_max_connections(),
-            },
+            Db::Sqlite(p) => {
+                PoolStats { size: p.size(), idle: p.num_idle() as u32, max: p.options().get_max_connections() }
+            }
+            Db::Postgres(p) => {
+                PoolStats { size: p.size(), idle: p.num_idle() as u32, max: p.options().get_max_connections() }
+            }
         }
     }
 

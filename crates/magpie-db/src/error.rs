@@ -45,6 +45,9 @@ pub enum DbError {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database cannot be reached, or every pooled connection stayed busy past the acquire timeout.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Any other driver error (connection lost, pool timeout, decoding...).
     #[error("database error: {0}")]
     Sqlx(sqlx::Error),
@@ -62,10 +65,8 @@ impl From<sqlx::Error> for DbError {
         match e {
             sqlx::Error::RowNotFound => DbError::NotFound,
             sqlx::Error::Database(ref db) => {
-                let constraint = db
-                    .constraint()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| sqlite_constraint_name(db.message()));
+                let constraint =
+                    db.constraint().map(str::to_owned).unwrap_or_else(|| sqlite_constraint_name(db.message()));
                 match db.kind() {
                     ErrorKind::UniqueViolation => DbError::UniqueViolation { constraint },
                     ErrorKind::CheckViolation => DbError::CheckViolation { constraint },
@@ -74,6 +75,9 @@ impl From<sqlx::Error> for DbError {
                     _ => DbError::Sqlx(e),
                 }
             }
+            sqlx::Error::PoolTimedOut => DbError::Unavailable("timed out waiting for a pooled connection".to_owned()),
+            sqlx::Error::PoolClosed => DbError::Unavailable("the connection pool is closed".to_owned()),
+            sqlx::Error::Io(io) => DbError::Unavailable(format!("connection failed: {io}")),
             other => DbError::Sqlx(other),
         }
     }
@@ -82,10 +86,7 @@ impl From<sqlx::Error> for DbError {
 /// SQLite reports constraints only in the message: `CHECK constraint failed: ck_transactions_amount`,
 /// `UNIQUE constraint failed: users.email`.
 fn sqlite_constraint_name(message: &str) -> String {
-    message
-        .split_once("constraint failed: ")
-        .map(|(_, name)| name.trim().to_owned())
-        .unwrap_or_default()
+    message.split_once("constraint failed: ").map(|(_, name)| name.trim().to_owned()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -94,10 +95,7 @@ mod tests {
 
     #[test]
     fn sqlite_messages_yield_the_constraint_name() {
-        assert_eq!(
-            sqlite_constraint_name("CHECK constraint failed: ck_transactions_amount"),
-            "ck_transactions_amount"
-        );
+        assert_eq!(sqlite_constraint_name("CHECK constraint failed: ck_transactions_amount"), "ck_transactions_amount");
         assert_eq!(sqlite_constraint_name("UNIQUE constraint failed: users.email"), "users.email");
         assert_eq!(sqlite_constraint_name("FOREIGN KEY constraint failed"), "");
     }

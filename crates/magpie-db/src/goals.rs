@@ -72,7 +72,8 @@ pub async fn create(conn: Conn<'_>, user: UserId, new: &NewGoal) -> Result<Goal>
     // current_amount and status are left to the column defaults (0, 'ACTIVE') and read back.
     const SQL: &str = concat!(
         "insert into financial_goals (id, user_id, name, target_amount, deadline, category, created_at, updated_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $7) returning ", cols!()
+         values ($1, $2, $3, $4, $5, $6, $7, $7) returning ",
+        cols!()
     );
     Ok(on_conn!(conn, c => sqlx::query_as(SQL)
         .bind(GoalId::new()).bind(user).bind(&new.name).bind(new.target_amount)
@@ -92,7 +93,9 @@ pub async fn get(conn: Conn<'_>, user: UserId, id: GoalId) -> Result<Option<Goal
 #[tracing::instrument(skip_all, fields(user.id = %user))]
 pub async fn list(conn: Conn<'_>, user: UserId, status: Option<GoalStatus>) -> Result<Vec<Goal>> {
     const SQL: &str = concat!(
-        "select ", cols!(), " from financial_goals where user_id = $1 and ($2 is null or status = $2) \
+        "select ",
+        cols!(),
+        " from financial_goals where user_id = $1 and ($2 is null or status = $2) \
          order by deadline is null, deadline, created_at, id"
     );
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).bind(status).fetch_all(&mut *c).await?))
@@ -110,7 +113,8 @@ pub async fn update(conn: Conn<'_>, user: UserId, id: GoalId, patch: &GoalPatch)
            category = case when $8 then $9 else category end, \
            status = coalesce($10, status), \
            updated_at = $11 \
-         where id = $1 and user_id = $2 returning ", cols!()
+         where id = $1 and user_id = $2 returning ",
+        cols!()
     );
     let (set_deadline, deadline) = split(patch.deadline);
     let (set_category, category) = split(patch.category.clone());

@@ -11,6 +11,7 @@
 mod db;
 mod error;
 
+pub mod auth;
 pub mod budgets;
 pub mod connections;
 pub mod goals;

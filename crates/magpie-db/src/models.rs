@@ -88,7 +88,8 @@ pub async fn create(conn: Conn<'_>, new: &NewModel) -> Result<MlModel> {
 /// A model the user may see: one of their own, or a global one.
 #[tracing::instrument(skip_all, fields(user.id = %user))]
 pub async fn get_visible(conn: Conn<'_>, user: UserId, id: ModelId) -> Result<Option<MlModel>> {
-    const SQL: &str = concat!("select ", cols!(), " from ml_models where id = $1 and (user_id = $2 or user_id is null)");
+    const SQL: &str =
+        concat!("select ", cols!(), " from ml_models where id = $1 and (user_id = $2 or user_id is null)");
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).bind(user).fetch_optional(&mut *c).await?))
 }
 
@@ -103,7 +104,9 @@ pub async fn get_own(conn: Conn<'_>, user: UserId, id: ModelId) -> Result<Option
 #[tracing::instrument(skip_all, fields(user.id = %user))]
 pub async fn list_visible(conn: Conn<'_>, user: UserId, model_type: Option<ModelType>) -> Result<Vec<MlModel>> {
     const SQL: &str = concat!(
-        "select ", cols!(), " from ml_models where (user_id = $1 or user_id is null) \
+        "select ",
+        cols!(),
+        " from ml_models where (user_id = $1 or user_id is null) \
          and ($2 is null or model_type = $2) order by trained_at desc, id desc"
     );
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).bind(model_type).fetch_all(&mut *c).await?))
@@ -116,14 +119,18 @@ pub async fn find_active(conn: Conn<'_>, user: Option<UserId>, model_type: Model
     Ok(match user {
         Some(user) => {
             const SQL: &str = concat!(
-                "select ", cols!(), " from ml_models where user_id = $1 and model_type = $2 and is_active = true \
+                "select ",
+                cols!(),
+                " from ml_models where user_id = $1 and model_type = $2 and is_active = true \
                  order by trained_at desc limit 1"
             );
             on_conn!(conn, c => sqlx::query_as(SQL).bind(user).bind(model_type).fetch_optional(&mut *c).await?)
         }
         None => {
             const SQL: &str = concat!(
-                "select ", cols!(), " from ml_models where user_id is null and model_type = $1 and is_active = true \
+                "select ",
+                cols!(),
+                " from ml_models where user_id is null and model_type = $1 and is_active = true \
                  order by trained_at desc limit 1"
             );
             on_conn!(conn, c => sqlx::query_as(SQL).bind(model_type).fetch_optional(&mut *c).await?)

@@ -44,6 +44,13 @@ impl TestDb {
 
     /// A fresh PostgreSQL schema, or `None` (with a notice) when `MAGPIE_TEST_DATABASE_URL` is unset.
     pub async fn postgres() -> Option<TestDb> {
+        let t = Self::postgres_unmigrated().await?;
+        t.db.migrate().await.expect("migrate PostgreSQL");
+        Some(t)
+    }
+
+    /// A fresh, empty PostgreSQL schema (for tests of migration itself).
+    pub async fn postgres_unmigrated() -> Option<TestDb> {
         let Some(admin_url) = postgres_url() else {
             static NOTICE: Once = Once::new();
             NOTICE.call_once(|| {
@@ -66,14 +73,37 @@ impl TestDb {
         });
         drop(c);
         admin.close().await;
-        let opts = DbOptions {
-            max_connections: 8,
-            pg_schema: Some(schema.clone()),
-            ..DbOptions::new(admin_url.clone())
-        };
+        let opts =
+            DbOptions { max_connections: 8, pg_schema: Some(schema.clone()), ..DbOptions::new(admin_url.clone()) };
         let db = Db::connect(&opts).await.expect("open PostgreSQL");
-        db.migrate().await.expect("migrate PostgreSQL");
-        Some(TestDb { db, url: admin_url.clone(), pg_schema: Some(schema.clone()), cleanup: Cleanup::Postgres { admin_url, schema } })
+        Some(TestDb {
+            db,
+            url: admin_url.clone(),
+            pg_schema: Some(schema.clone()),
+            cleanup: Cleanup::Postgres { admin_url, schema },
+        })
+    }
+
+    /// A URL that selects this database (and for PostgreSQL its schema, through the `options`
+    /// parameter), for starting a server process on it.
+    pub fn url_with_schema(&self) -> String {
+        match &self.pg_schema {
+            Some(schema) => {
+                let sep = if self.url.contains('?') { '&' } else { '?' };
+                format!("{}{sep}options=-c%20search_path%3D{schema}", self.url)
+            }
+            None => self.url.clone(),
+        }
+    }
+
+    /// Whether a table exists in this database (schema).
+    pub async fn table_exists(&self, table: &str) -> bool {
+        let mut c = self.db.conn().await.expect("connection");
+        let n: i64 = crate::on_conn!(c.c(), c => sqlx::query_scalar(match self.db.engine() {
+            crate::Engine::Sqlite => "select count(*) from sqlite_master where type = 'table' and name = $1",
+            crate::Engine::Postgres => "select count(*) from information_schema.tables where table_schema = current_schema() and table_name = $1",
+        }).bind(table).fetch_one(&mut *c).await.expect("catalog query"));
+        n > 0
     }
 
     /// Options equal to the ones this database was opened with, for opening a second pool on it.

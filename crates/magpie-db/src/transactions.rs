@@ -4,7 +4,9 @@
 //! for audit; `get` and the lists here never return such rows, `get_including_deleted` does.
 
 use chrono::NaiveDate;
-use magpie_domain::{Category, Confidence, ConnectionId, Money, Source, Timestamp, TransactionId, TransactionType, UserId};
+use magpie_domain::{
+    Category, Confidence, ConnectionId, Money, Source, Timestamp, TransactionId, TransactionType, UserId,
+};
 
 use crate::{Conn, DbError, Result, on_conn};
 
@@ -144,7 +146,8 @@ pub async fn create(mut conn: Conn<'_>, user: UserId, new: &NewTransaction) -> R
 /// One of the user's live (not soft-deleted) transactions.
 #[tracing::instrument(skip_all, fields(user.id = %user))]
 pub async fn get(conn: Conn<'_>, user: UserId, id: TransactionId) -> Result<Option<Transaction>> {
-    const SQL: &str = concat!("select ", cols!(), " from transactions where id = $1 and user_id = $2 and deleted_at is null");
+    const SQL: &str =
+        concat!("select ", cols!(), " from transactions where id = $1 and user_id = $2 and deleted_at is null");
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).bind(user).fetch_optional(&mut *c).await?))
 }
 
@@ -157,9 +160,16 @@ pub async fn get_including_deleted(conn: Conn<'_>, user: UserId, id: Transaction
 
 /// The seed's query 1: live transactions in `from..=to`, newest first (index `idx_transactions_user_date`).
 #[tracing::instrument(skip_all, fields(user.id = %user))]
-pub async fn list_by_date_range(conn: Conn<'_>, user: UserId, from: NaiveDate, to: NaiveDate) -> Result<Vec<Transaction>> {
+pub async fn list_by_date_range(
+    conn: Conn<'_>,
+    user: UserId,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Transaction>> {
     const SQL: &str = concat!(
-        "select ", cols!(), " from transactions where user_id = $1 and date between $2 and $3 \
+        "select ",
+        cols!(),
+        " from transactions where user_id = $1 and date between $2 and $3 \
          and deleted_at is null order by date desc, id desc"
     );
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).bind(from).bind(to).fetch_all(&mut *c).await?))
@@ -169,7 +179,9 @@ pub async fn list_by_date_range(conn: Conn<'_>, user: UserId, from: NaiveDate, t
 #[tracing::instrument(skip_all, fields(user.id = %user))]
 pub async fn list_by_category(conn: Conn<'_>, user: UserId, category: &Category) -> Result<Vec<Transaction>> {
     const SQL: &str = concat!(
-        "select ", cols!(), " from transactions where user_id = $1 and category = $2 \
+        "select ",
+        cols!(),
+        " from transactions where user_id = $1 and category = $2 \
          and deleted_at is null order by date desc, id desc"
     );
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).bind(category).fetch_all(&mut *c).await?))
@@ -177,7 +189,12 @@ pub async fn list_by_category(conn: Conn<'_>, user: UserId, category: &Category)
 
 /// Apply a patch to a live transaction in one statement (no read-modify-write race).
 #[tracing::instrument(skip_all, fields(user.id = %user))]
-pub async fn update(conn: Conn<'_>, user: UserId, id: TransactionId, patch: &TransactionPatch) -> Result<Option<Transaction>> {
+pub async fn update(
+    conn: Conn<'_>,
+    user: UserId,
+    id: TransactionId,
+    patch: &TransactionPatch,
+) -> Result<Option<Transaction>> {
     const SQL: &str = concat!(
         "update transactions set \
            amount = coalesce($3, amount), \
@@ -187,7 +204,8 @@ pub async fn update(conn: Conn<'_>, user: UserId, id: TransactionId, patch: &Tra
            type = coalesce($7, type), \
            confidence_score = case when $8 then $9 else confidence_score end, \
            updated_at = $10 \
-         where id = $1 and user_id = $2 and deleted_at is null returning ", cols!()
+         where id = $1 and user_id = $2 and deleted_at is null returning ",
+        cols!()
     );
     let (set_confidence, confidence) = match patch.confidence_score {
         Some(c) => (true, c),

@@ -105,7 +105,11 @@ pub async fn update_names(
     first_name: Option<&str>,
     last_name: Option<&str>,
 ) -> Result<User> {
-    const SQL: &str = concat!("update users set first_name = $2, last_name = $3, updated_at = $4 where id = $1 returning ", cols!(), "");
+    const SQL: &str = concat!(
+        "update users set first_name = $2, last_name = $3, updated_at = $4 where id = $1 returning ",
+        cols!(),
+        ""
+    );
     on_conn!(conn, c => sqlx::query_as(SQL)
         .bind(id).bind(first_name).bind(last_name).bind(Timestamp::now())
         .fetch_optional(&mut *c).await?)

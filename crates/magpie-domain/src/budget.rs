@@ -20,10 +20,7 @@ impl Allocations {
     /// Validate a map of allocations: each amount positive, at most [`Money::MAX_COLUMN`].
     pub fn new(map: BTreeMap<Category, Money>) -> Result<Allocations, ParseError> {
         if map.len() > Self::MAX_ENTRIES {
-            return Err(ParseError::new(format!(
-                "a budget may allocate at most {} categories",
-                Self::MAX_ENTRIES
-            )));
+            return Err(ParseError::new(format!("a budget may allocate at most {} categories", Self::MAX_ENTRIES)));
         }
         for (category, amount) in &map {
             if amount.is_negative() || amount.is_zero() {

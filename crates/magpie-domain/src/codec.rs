@@ -188,9 +188,7 @@ macro_rules! text_codec {
         where
             &'r str: ::sqlx::Decode<'r, DB>,
         {
-            fn decode(
-                value: <DB as ::sqlx::Database>::ValueRef<'r>,
-            ) -> Result<Self, ::sqlx::error::BoxDynError> {
+            fn decode(value: <DB as ::sqlx::Database>::ValueRef<'r>) -> Result<Self, ::sqlx::error::BoxDynError> {
                 let s = <&'r str as ::sqlx::Decode<'r, DB>>::decode(value)?;
                 Ok(s.parse::<$t>()?)
             }

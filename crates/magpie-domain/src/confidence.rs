@@ -80,8 +80,8 @@ impl<'de> Deserialize<'de> for Confidence {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = f64::deserialize(d)?;
         // Same shortest-representation argument as for Money: two-decimal literals are recovered exactly.
-        let dec = Decimal::from_f64(v)
-            .ok_or_else(|| serde::de::Error::custom("confidence_score must be between 0 and 1"))?;
+        let dec =
+            Decimal::from_f64(v).ok_or_else(|| serde::de::Error::custom("confidence_score must be between 0 and 1"))?;
         let printed: Decimal = format!("{v}").parse().unwrap_or(dec);
         Confidence::from_decimal(printed).map_err(serde::de::Error::custom)
     }

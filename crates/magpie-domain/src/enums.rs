@@ -77,6 +77,11 @@ string_enum! {
     ConnectionStatus { Active => "ACTIVE", Expired => "EXPIRED", Error => "ERROR" }
 }
 
+string_enum! {
+    /// What a personal access token may do: `read` tokens cannot change anything.
+    TokenScope { Read => "read", ReadWrite => "read-write" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,3 +84,11 @@ id_type!(
     /// Id of a bank connection.
     ConnectionId
 );
+id_type!(
+    /// Id of a sign-in session (a refresh-token family).
+    SessionId
+);
+id_type!(
+    /// Id of a personal access token.
+    TokenId
+);

@@ -21,10 +21,10 @@ pub mod codec;
 
 pub use budget::Allocations;
 pub use confidence::Confidence;
-pub use enums::{ConnectionStatus, GoalStatus, ModelType, Source, TransactionType};
-pub use ids::{BudgetId, ConnectionId, GoalId, ModelId, TransactionId, UserId};
+pub use enums::{ConnectionStatus, GoalStatus, ModelType, Source, TokenScope, TransactionType};
+pub use ids::{BudgetId, ConnectionId, GoalId, ModelId, SessionId, TokenId, TransactionId, UserId};
 pub use money::Money;
-pub use text::{Category, Email, PasswordHash, SealedToken, TextError};
+pub use text::{Category, Email, NewPassword, PasswordHash, SealedToken, TextError, parse_name};
 pub use time::Timestamp;
 
 /// Why a raw value could not become a domain value. The message is written for the person who sent it.

@@ -50,9 +50,7 @@ impl Money {
     pub fn from_decimal(value: Decimal) -> Result<Money, ParseError> {
         let normalized = value.normalize();
         if normalized.scale() > 2 {
-            return Err(ParseError::new(
-                "amount has more than two decimal places",
-            ));
+            return Err(ParseError::new("amount has more than two decimal places"));
         }
         let mut v = normalized;
         v.rescale(2);
@@ -68,9 +66,7 @@ impl Money {
     pub fn parse(s: &str) -> Result<Money, ParseError> {
         let t = s.trim();
         let digits_ok = !t.is_empty()
-            && t.chars().enumerate().all(|(i, c)| {
-                c.is_ascii_digit() || c == '.' || (i == 0 && (c == '-' || c == '+'))
-            })
+            && t.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && (c == '-' || c == '+')))
             && t.chars().filter(|c| *c == '.').count() <= 1
             && t.chars().any(|c| c.is_ascii_digit());
         if !digits_ok {
@@ -155,9 +151,7 @@ impl From<Money> for Decimal {
 impl std::iter::Sum for Money {
     /// Sums exactly; panics only if the total leaves ±92 quadrillion, far beyond any ledger.
     fn sum<I: Iterator<Item = Money>>(iter: I) -> Money {
-        iter.fold(Money::ZERO, |acc, m| {
-            acc.checked_add(m).expect("money sum overflow")
-        })
+        iter.fold(Money::ZERO, |acc, m| acc.checked_add(m).expect("money sum overflow"))
     }
 }
 
@@ -213,9 +207,7 @@ impl utoipa::PartialSchema for Money {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .pattern(Some(r"^-?[0-9]+\.[0-9]{2}$"))
-            .description(Some(
-                "Exact amount with two decimals, as a string. Input also accepts a JSON number.",
-            ))
+            .description(Some("Exact amount with two decimals, as a string. Input also accepts a JSON number."))
             .examples(["12.30"])
             .into()
     }

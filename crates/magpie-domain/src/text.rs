@@ -123,7 +123,11 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && !t.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']' | '\\'));
+            && !t.chars().any(|c| {
+                c.is_whitespace()
+                    || c.is_control()
+                    || matches!(c, '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']' | '\\')
+            });
         if !ok {
             return Err(bad());
         }
@@ -203,7 +207,17 @@ mod email_tests {
 
     #[test]
     fn malformed_emails_are_rejected() {
-        for s in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "a@b@c.com", "ada@.com", "ada@example..com"] {
+        for s in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "a@b@c.com",
+            "ada@.com",
+            "ada@example..com",
+        ] {
             assert!(Email::parse(s).is_err(), "{s} should be rejected");
         }
     }
@@ -212,5 +226,76 @@ mod email_tests {
     fn secrets_are_redacted_in_debug() {
         let h = PasswordHash::new("$2b$12$abcdef");
         assert_eq!(format!("{h:?}"), "PasswordHash([redacted])");
+    }
+}
+
+/// A new password that meets the rules: at least 10 characters, at most 72 bytes (bcrypt's limit: a
+/// longer one is refused, never silently truncated), not one character repeated, no NUL.
+#[derive(Clone)]
+pub struct NewPassword(String);
+
+impl NewPassword {
+    /// Fewest characters.
+    pub const MIN_CHARS: usize = 10;
+    /// Most bytes (UTF-8), bcrypt's input limit.
+    pub const MAX_BYTES: usize = 72;
+
+    /// Check a candidate password.
+    pub fn parse(s: &str) -> Result<NewPassword, ParseError> {
+        if s.chars().count() < Self::MIN_CHARS {
+            return Err(ParseError::new(format!("password must be at least {} characters", Self::MIN_CHARS)));
+        }
+        if s.len() > Self::MAX_BYTES {
+            return Err(ParseError::new(format!(
+                "password must be at most {} bytes (bcrypt's limit; non-ASCII characters take 2 to 4 bytes)",
+                Self::MAX_BYTES
+            )));
+        }
+        let mut chars = s.chars();
+        let first = chars.next();
+        if chars.all(|c| Some(c) == first) {
+            return Err(ParseError::new("password must not be a single character repeated"));
+        }
+        if s.contains('\0') {
+            return Err(ParseError::new("password must not contain NUL characters"));
+        }
+        Ok(NewPassword(s.to_owned()))
+    }
+
+    /// The password itself, for hashing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPassword([redacted])")
+    }
+}
+
+/// A person's first or last name: trimmed, at most 100 characters; empty means "not given".
+pub fn parse_name(field: &str, s: &str) -> Result<Option<String>, ParseError> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    bounded_text(field, t, 100)?;
+    Ok(Some(t.to_owned()))
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::*;
+
+    #[test]
+    fn password_rules() {
+        assert!(NewPassword::parse("correct horse").is_ok());
+        assert!(NewPassword::parse("short").is_err());
+        assert!(NewPassword::parse("aaaaaaaaaaaaaa").is_err());
+        assert!(NewPassword::parse(&"ab".repeat(36)).is_ok(), "72 bytes is the limit");
+        assert!(NewPassword::parse(&"abc".repeat(25)).is_err(), "75 bytes");
+        assert!(NewPassword::parse(&"é".repeat(37)).is_err(), "74 bytes although 37 characters");
+        assert!(NewPassword::parse("with\0nul byte").is_err());
     }
 }

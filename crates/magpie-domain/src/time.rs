@@ -56,9 +56,7 @@ impl Timestamp {
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Some(Timestamp::from_datetime(dt.with_timezone(&Utc)));
         }
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-            .ok()
-            .map(Timestamp::from_naive_utc)
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok().map(Timestamp::from_naive_utc)
     }
 }
 

@@ -1,1 +1,5 @@
-fn main(){}
+//! The `magpie` binary.
+
+fn main() -> std::process::ExitCode {
+    magpie_server::cli::run()
+}

@@ -70,8 +70,8 @@ async fn actual_indexes(db: &Db) -> Vec<(String, String, Vec<String>, bool)> {
 db_test!(every_seed_index_exists_with_its_columns, |db| {
     let actual = actual_indexes(db).await;
     for (name, table, cols, unique) in SEED_INDEXES {
-        let found = actual.iter().find(|a| a.0 == *name)
-            .unwrap_or_else(|| panic!("index {name} missing on {:?}", db.engine()));
+        let found =
+            actual.iter().find(|a| a.0 == *name).unwrap_or_else(|| panic!("index {name} missing on {:?}", db.engine()));
         assert_eq!(found.1, *table, "{name} table");
         assert_eq!(found.2, cols.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{name} columns");
         assert_eq!(found.3, *unique, "{name} uniqueness");
@@ -135,18 +135,35 @@ async fn load(db: &Db) -> uuid::Uuid {
 /// The seed's five query patterns with the index each should use.
 fn seed_queries(db: &Db, user: uuid::Uuid) -> Vec<(&'static str, String)> {
     let u = uuid_lit(db, user);
-    let today = match db.engine() { Engine::Postgres => "current_date", Engine::Sqlite => "date('now')" };
+    let today = match db.engine() {
+        Engine::Postgres => "current_date",
+        Engine::Sqlite => "date('now')",
+    };
     vec![
-        ("idx_transactions_user_date", format!(
-            "select * from transactions where user_id = {u} and date between '2024-03-01' and '2024-03-31' order by date desc")),
-        ("idx_transactions_user_category", format!(
-            "select * from transactions where user_id = {u} and category = 'Dining'")),
-        ("idx_budgets_user_period", format!(
-            "select * from budgets where user_id = {u} and period_start <= {today} and period_end >= {today}")),
-        ("idx_financial_goals_user_status", format!(
-            "select * from financial_goals where user_id = {u} and status = 'ACTIVE'")),
-        ("idx_ml_models_user_type_active", format!(
-            "select * from ml_models where user_id = {u} and model_type = 'CATEGORIZATION' and is_active = true limit 1")),
+        (
+            "idx_transactions_user_date",
+            format!(
+                "select * from transactions where user_id = {u} and date between '2024-03-01' and '2024-03-31' order by date desc"
+            ),
+        ),
+        (
+            "idx_transactions_user_category",
+            format!("select * from transactions where user_id = {u} and category = 'Dining'"),
+        ),
+        (
+            "idx_budgets_user_period",
+            format!("select * from budgets where user_id = {u} and period_start <= {today} and period_end >= {today}"),
+        ),
+        (
+            "idx_financial_goals_user_status",
+            format!("select * from financial_goals where user_id = {u} and status = 'ACTIVE'"),
+        ),
+        (
+            "idx_ml_models_user_type_active",
+            format!(
+                "select * from ml_models where user_id = {u} and model_type = 'CATEGORIZATION' and is_active = true limit 1"
+            ),
+        ),
     ]
 }
 

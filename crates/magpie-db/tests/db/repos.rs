@@ -23,12 +23,17 @@ fn new_tx(amount: &str, date: &str, category: &str) -> transactions::NewTransact
 
 db_test!(users_crud, |db| {
     let mut c = db.conn().await.unwrap();
-    let u = users::create(c.c(), &users::NewUser {
-        email: Email::parse("Ada@Example.com").unwrap(),
-        password_hash: magpie_domain::PasswordHash::new("h1"),
-        first_name: Some("Ada".into()),
-        last_name: Some("Lovelace".into()),
-    }).await.unwrap();
+    let u = users::create(
+        c.c(),
+        &users::NewUser {
+            email: Email::parse("Ada@Example.com").unwrap(),
+            password_hash: magpie_domain::PasswordHash::new("h1"),
+            first_name: Some("Ada".into()),
+            last_name: Some("Lovelace".into()),
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(u.email.as_str(), "ada@example.com");
     let found = users::find_by_email(c.c(), &Email::parse("ADA@example.com").unwrap()).await.unwrap().unwrap();
     assert_eq!(found.id, u.id);
@@ -56,7 +61,17 @@ db_test!(transactions_crud_is_scoped_by_user_and_soft_deletes, |db| {
 
     // Another user sees nothing and can change nothing.
     assert!(transactions::get(c.c(), bob, t.id).await.unwrap().is_none());
-    assert!(transactions::update(c.c(), bob, t.id, &transactions::TransactionPatch { amount: Some(Money::ZERO), ..Default::default() }).await.unwrap().is_none());
+    assert!(
+        transactions::update(
+            c.c(),
+            bob,
+            t.id,
+            &transactions::TransactionPatch { amount: Some(Money::ZERO), ..Default::default() }
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
     assert!(!transactions::soft_delete(c.c(), bob, t.id).await.unwrap());
     assert!(transactions::list_by_date_range(c.c(), bob, d("2026-01-01"), d("2026-12-31")).await.unwrap().is_empty());
 
@@ -65,17 +80,31 @@ db_test!(transactions_crud_is_scoped_by_user_and_soft_deletes, |db| {
     let dining = transactions::list_by_category(c.c(), alice, &Category::parse("Dining").unwrap()).await.unwrap();
     assert_eq!(dining.len(), 2);
 
-    let patched = transactions::update(c.c(), alice, t.id, &transactions::TransactionPatch {
-        category: Some(Category::parse("Coffee").unwrap()),
-        confidence_score: Some(Some(Confidence::from_hundredths(87).unwrap())),
-        ..Default::default()
-    }).await.unwrap().unwrap();
+    let patched = transactions::update(
+        c.c(),
+        alice,
+        t.id,
+        &transactions::TransactionPatch {
+            category: Some(Category::parse("Coffee").unwrap()),
+            confidence_score: Some(Some(Confidence::from_hundredths(87).unwrap())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(patched.category.as_str(), "Coffee");
     assert_eq!(patched.amount, t.amount);
     assert_eq!(patched.confidence_score.unwrap().hundredths(), 87);
-    let cleared = transactions::update(c.c(), alice, t.id, &transactions::TransactionPatch {
-        confidence_score: Some(None), ..Default::default()
-    }).await.unwrap().unwrap();
+    let cleared = transactions::update(
+        c.c(),
+        alice,
+        t.id,
+        &transactions::TransactionPatch { confidence_score: Some(None), ..Default::default() },
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(cleared.confidence_score, None);
 
     assert!(transactions::soft_delete(c.c(), alice, t.id).await.unwrap());
@@ -83,21 +112,38 @@ db_test!(transactions_crud_is_scoped_by_user_and_soft_deletes, |db| {
     assert!(transactions::get(c.c(), alice, t.id).await.unwrap().is_none());
     let kept = transactions::get_including_deleted(c.c(), alice, t.id).await.unwrap().unwrap();
     assert!(kept.deleted_at.is_some(), "kept for audit");
-    assert_eq!(transactions::list_by_date_range(c.c(), alice, d("2026-03-01"), d("2026-03-31")).await.unwrap().len(), 1);
-    assert_eq!(transactions::totals(c.c(), alice, d("2026-03-01"), d("2026-03-31")).await.unwrap().expense.to_string(), "40.00");
+    assert_eq!(
+        transactions::list_by_date_range(c.c(), alice, d("2026-03-01"), d("2026-03-31")).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        transactions::totals(c.c(), alice, d("2026-03-01"), d("2026-03-31")).await.unwrap().expense.to_string(),
+        "40.00"
+    );
     assert!(!transactions::restore(c.c(), bob, t.id).await.unwrap());
     assert!(transactions::restore(c.c(), alice, t.id).await.unwrap());
-    assert_eq!(transactions::totals(c.c(), alice, d("2026-03-01"), d("2026-03-31")).await.unwrap().expense.to_string(), "52.30");
+    assert_eq!(
+        transactions::totals(c.c(), alice, d("2026-03-01"), d("2026-03-31")).await.unwrap().expense.to_string(),
+        "52.30"
+    );
 });
 
 db_test!(a_transaction_cannot_reference_another_users_connection, |db| {
     let alice = user(db).await;
     let bob = user(db).await;
     let mut c = db.conn().await.unwrap();
-    let bobs = connections::create(c.c(), bob, &connections::NewConnection {
-        id: ConnectionId::new(), institution_id: "ins".into(), institution_name: "Bank".into(),
-        access_token: SealedToken::new("sealed"),
-    }).await.unwrap();
+    let bobs = connections::create(
+        c.c(),
+        bob,
+        &connections::NewConnection {
+            id: ConnectionId::new(),
+            institution_id: "ins".into(),
+            institution_name: "Bank".into(),
+            access_token: SealedToken::new("sealed"),
+        },
+    )
+    .await
+    .unwrap();
     let mut new = new_tx("1.00", "2026-01-01", "Other");
     new.connection_id = Some(bobs.id);
     assert!(matches!(transactions::create(c.c(), alice, &new).await, Err(magpie_db::DbError::NotFound)));
@@ -108,22 +154,55 @@ db_test!(budgets_crud_and_current_period, |db| {
     let bob = user(db).await;
     let mut c = db.conn().await.unwrap();
     let alloc: Allocations = serde_json::from_str(r#"{"Groceries": "500.00", "Dining": 200}"#).unwrap();
-    let b = budgets::create(c.c(), alice, &budgets::NewBudget {
-        name: "March".into(), period_start: d("2026-03-01"), period_end: d("2026-03-31"), allocations: alloc.clone(),
-    }).await.unwrap();
+    let b = budgets::create(
+        c.c(),
+        alice,
+        &budgets::NewBudget {
+            name: "March".into(),
+            period_start: d("2026-03-01"),
+            period_end: d("2026-03-31"),
+            allocations: alloc.clone(),
+        },
+    )
+    .await
+    .unwrap();
     let read = budgets::get(c.c(), alice, b.id).await.unwrap().unwrap();
     assert_eq!(read.allocations, alloc);
     assert!(budgets::get(c.c(), bob, b.id).await.unwrap().is_none());
     assert_eq!(budgets::current(c.c(), alice, d("2026-03-15")).await.unwrap().len(), 1);
     assert!(budgets::current(c.c(), alice, d("2026-04-01")).await.unwrap().is_empty());
     assert!(budgets::current(c.c(), bob, d("2026-03-15")).await.unwrap().is_empty());
-    let updated = budgets::update(c.c(), alice, b.id, &budgets::NewBudget {
-        name: "March v2".into(), period_start: d("2026-03-01"), period_end: d("2026-04-30"), allocations: Allocations::default(),
-    }).await.unwrap().unwrap();
+    let updated = budgets::update(
+        c.c(),
+        alice,
+        b.id,
+        &budgets::NewBudget {
+            name: "March v2".into(),
+            period_start: d("2026-03-01"),
+            period_end: d("2026-04-30"),
+            allocations: Allocations::default(),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(updated.name, "March v2");
-    assert!(budgets::update(c.c(), bob, b.id, &budgets::NewBudget {
-        name: "x".into(), period_start: d("2026-03-01"), period_end: d("2026-03-02"), allocations: Allocations::default(),
-    }).await.unwrap().is_none());
+    assert!(
+        budgets::update(
+            c.c(),
+            bob,
+            b.id,
+            &budgets::NewBudget {
+                name: "x".into(),
+                period_start: d("2026-03-01"),
+                period_end: d("2026-03-02"),
+                allocations: Allocations::default(),
+            }
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
     assert_eq!(budgets::list(c.c(), alice).await.unwrap().len(), 1);
     assert!(!budgets::delete(c.c(), bob, b.id).await.unwrap());
     assert!(budgets::delete(c.c(), alice, b.id).await.unwrap());
@@ -133,15 +212,33 @@ db_test!(goals_crud_and_active_filter, |db| {
     let alice = user(db).await;
     let bob = user(db).await;
     let mut c = db.conn().await.unwrap();
-    let g = goals::create(c.c(), alice, &goals::NewGoal {
-        name: "Trip".into(), target_amount: "1500.00".parse().unwrap(), deadline: Some(d("2026-12-01")),
-        category: Some(Category::parse("Travel").unwrap()),
-    }).await.unwrap();
+    let g = goals::create(
+        c.c(),
+        alice,
+        &goals::NewGoal {
+            name: "Trip".into(),
+            target_amount: "1500.00".parse().unwrap(),
+            deadline: Some(d("2026-12-01")),
+            category: Some(Category::parse("Travel").unwrap()),
+        },
+    )
+    .await
+    .unwrap();
     assert!(goals::get(c.c(), bob, g.id).await.unwrap().is_none());
-    let p = goals::update(c.c(), alice, g.id, &goals::GoalPatch {
-        current_amount: Some("1500.00".parse().unwrap()), status: Some(GoalStatus::Achieved), deadline: Some(None),
-        ..Default::default()
-    }).await.unwrap().unwrap();
+    let p = goals::update(
+        c.c(),
+        alice,
+        g.id,
+        &goals::GoalPatch {
+            current_amount: Some("1500.00".parse().unwrap()),
+            status: Some(GoalStatus::Achieved),
+            deadline: Some(None),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(p.status, GoalStatus::Achieved);
     assert_eq!(p.deadline, None);
     assert_eq!(p.category, g.category, "untouched");
@@ -157,9 +254,15 @@ db_test!(models_registry_visibility_and_atomic_activation, |db| {
     let alice = user(db).await;
     let bob = user(db).await;
     let new = |user, version: &str, active| models::NewModel {
-        model_type: ModelType::Categorization, user_id: user, version: version.into(),
-        accuracy: Some(0.91), precision: Some(0.9), recall: Some(0.89), trained_at: Timestamp::now(),
-        model_path: format!("models/{version}.bin"), is_active: active,
+        model_type: ModelType::Categorization,
+        user_id: user,
+        version: version.into(),
+        accuracy: Some(0.91),
+        precision: Some(0.9),
+        recall: Some(0.89),
+        trained_at: Timestamp::now(),
+        model_path: format!("models/{version}.bin"),
+        is_active: active,
     };
     let mut c = db.conn().await.unwrap();
     let global = models::create(c.c(), &new(None, "g1", true)).await.unwrap();
@@ -194,15 +297,26 @@ db_test!(connections_crud_status_and_token, |db| {
     let alice = user(db).await;
     let bob = user(db).await;
     let mut c = db.conn().await.unwrap();
-    let conn = connections::create(c.c(), alice, &connections::NewConnection {
-        id: ConnectionId::new(), institution_id: "ins_109508".into(), institution_name: "First Platypus Bank".into(),
-        access_token: SealedToken::new("v1:k1:abc"),
-    }).await.unwrap();
+    let conn = connections::create(
+        c.c(),
+        alice,
+        &connections::NewConnection {
+            id: ConnectionId::new(),
+            institution_id: "ins_109508".into(),
+            institution_name: "First Platypus Bank".into(),
+            access_token: SealedToken::new("v1:k1:abc"),
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(conn.status, ConnectionStatus::Active);
     assert!(connections::get(c.c(), bob, conn.id).await.unwrap().is_none());
     assert!(connections::update_status(c.c(), bob, conn.id, ConnectionStatus::Error, None).await.unwrap().is_none());
     let synced = Timestamp::now();
-    let u = connections::update_status(c.c(), alice, conn.id, ConnectionStatus::Active, Some(synced)).await.unwrap().unwrap();
+    let u = connections::update_status(c.c(), alice, conn.id, ConnectionStatus::Active, Some(synced))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(u.last_sync, Some(synced));
     let e = connections::update_status(c.c(), alice, conn.id, ConnectionStatus::Expired, None).await.unwrap().unwrap();
     assert_eq!(e.last_sync, Some(synced), "last_sync kept when not given");

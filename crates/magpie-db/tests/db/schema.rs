@@ -78,8 +78,13 @@ db_test!(goal_checks_reject_bad_rows, |db| {
         format!(
             "insert into financial_goals (id, user_id, name, target_amount, current_amount, status, created_at, updated_at) \
              values ({}, {}, 'Trip', {}, {}, {}, {}, {})",
-            uuid_lit(db, uuid::Uuid::new_v4()), uuid_lit(db, user.0), money_lit(db, target), money_lit(db, current),
-            status, now_lit(), now_lit()
+            uuid_lit(db, uuid::Uuid::new_v4()),
+            uuid_lit(db, user.0),
+            money_lit(db, target),
+            money_lit(db, current),
+            status,
+            now_lit(),
+            now_lit()
         )
     };
     assert_eq!(exec(db, insert("100.00", "0.00", "'ACTIVE'")).await.unwrap(), 1);
@@ -92,12 +97,18 @@ db_test!(goal_checks_reject_bad_rows, |db| {
 db_test!(goal_defaults_are_zero_and_active, |db| {
     let user = user(db).await;
     let mut c = db.conn().await.unwrap();
-    let goal = goals::create(c.c(), user, &goals::NewGoal {
-        name: "Emergency fund".into(),
-        target_amount: "1000.00".parse().unwrap(),
-        deadline: None,
-        category: None,
-    }).await.unwrap();
+    let goal = goals::create(
+        c.c(),
+        user,
+        &goals::NewGoal {
+            name: "Emergency fund".into(),
+            target_amount: "1000.00".parse().unwrap(),
+            deadline: None,
+            category: None,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(goal.current_amount, Money::ZERO);
     assert_eq!(goal.status, magpie_domain::GoalStatus::Active);
 });
@@ -107,7 +118,12 @@ db_test!(model_checks_reject_bad_rows, |db| {
         format!(
             "insert into ml_models (id, model_type, user_id, version, accuracy, \"precision\", recall, trained_at, model_path) \
              values ({}, {}, null, '1', {}, {}, {}, {}, 'models/x.bin')",
-            uuid_lit(db, uuid::Uuid::new_v4()), model_type, accuracy, precision, recall, now_lit()
+            uuid_lit(db, uuid::Uuid::new_v4()),
+            model_type,
+            accuracy,
+            precision,
+            recall,
+            now_lit()
         )
     };
     assert_eq!(exec(db, insert("'CATEGORIZATION'", "0.9", "0", "1")).await.unwrap(), 1);
@@ -127,7 +143,10 @@ db_test!(connection_checks_reject_bad_rows, |db| {
         format!(
             "insert into connections (id, user_id, institution_id, institution_name, access_token, status, created_at) \
              values ({}, {}, 'ins_1', 'First Bank', 'sealed', {}, {})",
-            uuid_lit(db, uuid::Uuid::new_v4()), uuid_lit(db, user.0), status, now_lit()
+            uuid_lit(db, uuid::Uuid::new_v4()),
+            uuid_lit(db, user.0),
+            status,
+            now_lit()
         )
     };
     assert_eq!(exec(db, insert("'EXPIRED'")).await.unwrap(), 1);
@@ -141,7 +160,10 @@ db_test!(budget_checks_reject_bad_rows, |db| {
         format!(
             "insert into budgets (id, user_id, name, period_start, period_end, allocations, created_at, updated_at) \
              values ({}, {}, 'March', '{start}', '{end}', '{alloc}', {}, {})",
-            uuid_lit(db, uuid::Uuid::new_v4()), uuid_lit(db, user.0), now_lit(), now_lit()
+            uuid_lit(db, uuid::Uuid::new_v4()),
+            uuid_lit(db, user.0),
+            now_lit(),
+            now_lit()
         )
     };
     assert_eq!(exec(db, insert("2026-03-01", "2026-03-31", r#"{"Groceries": "500.00"}"#)).await.unwrap(), 1);
@@ -168,43 +190,79 @@ db_test!(deleting_a_user_cascades_to_all_five_child_tables, |db| {
     let bob = user(db).await;
     for owner in [alice, bob] {
         let mut c = db.conn().await.unwrap();
-        let conn = connections::create(c.c(), owner, &connections::NewConnection {
-            id: ConnectionId::new(),
-            institution_id: "ins_1".into(),
-            institution_name: "First Bank".into(),
-            access_token: SealedToken::new("v1:k1:sealed"),
-        }).await.unwrap();
-        transactions::create(c.c(), owner, &transactions::NewTransaction {
-            amount: "12.30".parse().unwrap(),
-            date: d("2026-01-15"),
-            description: "Coffee".into(),
-            category: Category::parse("Dining").unwrap(),
-            kind: TransactionType::Expense,
-            source: Source::Api,
-            confidence_score: None,
-            connection_id: Some(conn.id),
-        }).await.unwrap();
-        budgets::create(c.c(), owner, &budgets::NewBudget {
-            name: "January".into(),
-            period_start: d("2026-01-01"),
-            period_end: d("2026-01-31"),
-            allocations: Allocations::default(),
-        }).await.unwrap();
-        goals::create(c.c(), owner, &goals::NewGoal {
-            name: "Trip".into(), target_amount: "100.00".parse().unwrap(), deadline: None, category: None,
-        }).await.unwrap();
-        models::create(c.c(), &models::NewModel {
-            model_type: ModelType::Categorization,
-            user_id: Some(owner),
-            version: "1".into(),
-            accuracy: Some(0.9), precision: Some(0.9), recall: Some(0.9),
-            trained_at: Timestamp::now(),
-            model_path: "models/u.bin".into(),
-            is_active: true,
-        }).await.unwrap();
+        let conn = connections::create(
+            c.c(),
+            owner,
+            &connections::NewConnection {
+                id: ConnectionId::new(),
+                institution_id: "ins_1".into(),
+                institution_name: "First Bank".into(),
+                access_token: SealedToken::new("v1:k1:sealed"),
+            },
+        )
+        .await
+        .unwrap();
+        transactions::create(
+            c.c(),
+            owner,
+            &transactions::NewTransaction {
+                amount: "12.30".parse().unwrap(),
+                date: d("2026-01-15"),
+                description: "Coffee".into(),
+                category: Category::parse("Dining").unwrap(),
+                kind: TransactionType::Expense,
+                source: Source::Api,
+                confidence_score: None,
+                connection_id: Some(conn.id),
+            },
+        )
+        .await
+        .unwrap();
+        budgets::create(
+            c.c(),
+            owner,
+            &budgets::NewBudget {
+                name: "January".into(),
+                period_start: d("2026-01-01"),
+                period_end: d("2026-01-31"),
+                allocations: Allocations::default(),
+            },
+        )
+        .await
+        .unwrap();
+        goals::create(
+            c.c(),
+            owner,
+            &goals::NewGoal {
+                name: "Trip".into(),
+                target_amount: "100.00".parse().unwrap(),
+                deadline: None,
+                category: None,
+            },
+        )
+        .await
+        .unwrap();
+        models::create(
+            c.c(),
+            &models::NewModel {
+                model_type: ModelType::Categorization,
+                user_id: Some(owner),
+                version: "1".into(),
+                accuracy: Some(0.9),
+                precision: Some(0.9),
+                recall: Some(0.9),
+                trained_at: Timestamp::now(),
+                model_path: "models/u.bin".into(),
+                is_active: true,
+            },
+        )
+        .await
+        .unwrap();
     }
     let tables = ["transactions", "budgets", "financial_goals", "ml_models", "connections"];
-    let owned = |table: &str, u: magpie_domain::UserId| format!("select count(*) from {table} where user_id = {}", uuid_lit(db, u.0));
+    let owned = |table: &str, u: magpie_domain::UserId| {
+        format!("select count(*) from {table} where user_id = {}", uuid_lit(db, u.0))
+    };
     for t in tables {
         assert_eq!(count(db, owned(t, alice)).await, 1, "{t} before");
     }
@@ -219,22 +277,34 @@ db_test!(deleting_a_user_cascades_to_all_five_child_tables, |db| {
 db_test!(deleting_a_connection_detaches_its_transactions, |db| {
     let owner = user(db).await;
     let mut c = db.conn().await.unwrap();
-    let conn = connections::create(c.c(), owner, &connections::NewConnection {
-        id: ConnectionId::new(),
-        institution_id: "ins_1".into(),
-        institution_name: "First Bank".into(),
-        access_token: SealedToken::new("v1:k1:sealed"),
-    }).await.unwrap();
-    let tx = transactions::create(c.c(), owner, &transactions::NewTransaction {
-        amount: "5.00".parse().unwrap(),
-        date: d("2026-01-15"),
-        description: "Bus".into(),
-        category: Category::parse("Transportation").unwrap(),
-        kind: TransactionType::Expense,
-        source: Source::Api,
-        confidence_score: None,
-        connection_id: Some(conn.id),
-    }).await.unwrap();
+    let conn = connections::create(
+        c.c(),
+        owner,
+        &connections::NewConnection {
+            id: ConnectionId::new(),
+            institution_id: "ins_1".into(),
+            institution_name: "First Bank".into(),
+            access_token: SealedToken::new("v1:k1:sealed"),
+        },
+    )
+    .await
+    .unwrap();
+    let tx = transactions::create(
+        c.c(),
+        owner,
+        &transactions::NewTransaction {
+            amount: "5.00".parse().unwrap(),
+            date: d("2026-01-15"),
+            description: "Bus".into(),
+            category: Category::parse("Transportation").unwrap(),
+            kind: TransactionType::Expense,
+            source: Source::Api,
+            confidence_score: None,
+            connection_id: Some(conn.id),
+        },
+    )
+    .await
+    .unwrap();
     assert!(connections::delete(c.c(), owner, conn.id).await.unwrap());
     let after = transactions::get(c.c(), owner, tx.id).await.unwrap().expect("transaction kept");
     assert_eq!(after.connection_id, None);
@@ -247,16 +317,22 @@ db_test!(money_round_trips_exactly_and_sums_exactly, |db| {
     let mut created = Vec::new();
     for (amount, n) in [("0.10", 10), ("0.20", 10), ("9999999999.99", 3), ("0.01", 1)] {
         for _ in 0..n {
-            let t = transactions::create(c.c(), owner, &transactions::NewTransaction {
-                amount: amount.parse().unwrap(),
-                date: d("2026-02-01"),
-                description: "x".into(),
-                category: Category::parse("Other").unwrap(),
-                kind: TransactionType::Expense,
-                source: Source::Manual,
-                confidence_score: None,
-                connection_id: None,
-            }).await.unwrap();
+            let t = transactions::create(
+                c.c(),
+                owner,
+                &transactions::NewTransaction {
+                    amount: amount.parse().unwrap(),
+                    date: d("2026-02-01"),
+                    description: "x".into(),
+                    category: Category::parse("Other").unwrap(),
+                    kind: TransactionType::Expense,
+                    source: Source::Manual,
+                    confidence_score: None,
+                    connection_id: None,
+                },
+            )
+            .await
+            .unwrap();
             created.push(t);
         }
     }
@@ -284,12 +360,17 @@ db_test!(money_round_trips_exactly_and_sums_exactly, |db| {
 
 db_test!(timestamps_round_trip_at_microsecond_precision, |db| {
     let mut c = db.conn().await.unwrap();
-    let created = magpie_db::users::create(c.c(), &magpie_db::users::NewUser {
-        email: magpie_domain::Email::parse("time@example.com").unwrap(),
-        password_hash: magpie_domain::PasswordHash::new("x"),
-        first_name: None,
-        last_name: None,
-    }).await.unwrap();
+    let created = magpie_db::users::create(
+        c.c(),
+        &magpie_db::users::NewUser {
+            email: magpie_domain::Email::parse("time@example.com").unwrap(),
+            password_hash: magpie_domain::PasswordHash::new("x"),
+            first_name: None,
+            last_name: None,
+        },
+    )
+    .await
+    .unwrap();
     let read = magpie_db::users::get(c.c(), created.id).await.unwrap().unwrap();
     assert_eq!(read.created_at, created.created_at);
     assert_eq!(read.updated_at, created.updated_at);

@@ -30,7 +30,8 @@ pub fn d(s: &str) -> NaiveDate {
 /// Run a statement with literal values spliced in (tests only) and return its error text, if any.
 pub async fn exec(db: &Db, sql: String) -> Result<u64, magpie_db::DbError> {
     let mut c = db.conn().await.unwrap();
-    let r = on_conn!(c.c(), c => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *c).await.map(|r| r.rows_affected()));
+    let r =
+        on_conn!(c.c(), c => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *c).await.map(|r| r.rows_affected()));
     r.map_err(Into::into)
 }
 

@@ -1,0 +1,63 @@
+//! The HTTP API: one router per resource, merged here, documented by utoipa from the handlers
+//! themselves so the OpenAPI document cannot drift from the code. Everything user-facing is under
+//! `/api/v1`; operational routes (`/healthz`, `/readyz`, `/metrics`) are at the root.
+
+pub mod auth;
+pub mod me;
+pub mod system;
+
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+use crate::error::{FieldError, Problem};
+
+/// The OpenAPI document's fixed parts.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Magpie API",
+        description = "Self-hosted personal finance: transactions, imports, bank sync, budgets, goals and \
+                       machine-learned categorization. Money is always a string with two decimals. Errors are \
+                       RFC 9457 `application/problem+json`.",
+        license(name = "AGPL-3.0-or-later"),
+    ),
+    components(schemas(Problem, FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Registration, sign-in, tokens"),
+        (name = "me", description = "The signed-in user's account"),
+        (name = "system", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme: an access token from sign-in or a personal access token.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or mgp_pat_ personal access token")
+                    .description(Some("An access token from POST /api/v1/auth/login, or a personal access token."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route of the application, with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(system::router()).nest("/api/v1", v1())
+}
+
+/// The `/api/v1` routes.
+fn v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(auth::router()).merge(me::router())
+}

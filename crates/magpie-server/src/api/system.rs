@@ -1,0 +1,72 @@
+//! Operational routes: liveness, readiness, Prometheus metrics.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::error::{AppError, Problem, Result};
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_healthz)).routes(routes!(get_readyz)).routes(routes!(get_metrics))
+}
+
+/// Liveness and readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `ok` or `ready`.
+    pub status: &'static str,
+    /// Server version.
+    pub version: &'static str,
+    /// `sqlite` or `postgres` (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<&'static str>,
+}
+
+/// The process is up (does not touch the database).
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = HealthResponse)))]
+pub async fn get_healthz() -> axum::Json<HealthResponse> {
+    axum::Json(HealthResponse { status: "ok", version: env!("CARGO_PKG_VERSION"), database: None })
+}
+
+/// The database answers; a load balancer should only route here when this is 200.
+#[utoipa::path(
+    get, path = "/readyz", tag = "system",
+    responses((status = 200, body = HealthResponse), (status = 503, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get_readyz(State(state): State<AppState>) -> Result<axum::Json<HealthResponse>> {
+    match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
+        Ok(Ok(())) => Ok(axum::Json(HealthResponse {
+            status: "ready",
+            version: env!("CARGO_PKG_VERSION"),
+            database: Some(state.db.engine().as_str()),
+        })),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(AppError::Unavailable("The database is not reachable.".to_owned()))
+        }
+        Err(_) => Err(AppError::Unavailable("The database did not answer within 2 seconds.".to_owned())),
+    }
+}
+
+/// Prometheus metrics: HTTP requests and latency by route and status, database pool occupancy and
+/// connection wait times.
+#[utoipa::path(
+    get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
+pub async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let pool = state.db.pool_stats();
+    metrics::gauge!("magpie_db_pool_connections", "state" => "in_use")
+        .set(f64::from(pool.size.saturating_sub(pool.idle)));
+    metrics::gauge!("magpie_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
+    metrics::gauge!("magpie_db_pool_max_connections").set(f64::from(pool.max));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}

@@ -1,0 +1,10 @@
+//! Authentication: password hashing, access tokens (JWT), refresh and personal tokens, the `AuthUser`
+//! extractor every protected route takes, and sign-in throttling.
+
+pub mod extract;
+pub mod jwt;
+pub mod password;
+pub mod throttle;
+pub mod token;
+
+pub use extract::{AuthUser, Via};

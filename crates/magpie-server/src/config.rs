@@ -1,0 +1,358 @@
+//! Configuration, built once at start-up from four layers, each overriding the one before:
+//! defaults, then an optional TOML file (`magpie.toml`, or `--config` / `MAGPIE_CONFIG`), then
+//! `MAGPIE_*` environment variables, then command-line flags. Tests build a `Config` in code.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wrap a secret.
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself: use it, never log it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
+/// Everything the server can be configured with. See the README's configuration table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (the log says which).
+    pub listen_addr: SocketAddr,
+    /// `sqlite://path` or `postgres://user:pass@host/db`; default `sqlite://<data_dir>/magpie.db`.
+    pub database_url: Option<Secret<String>>,
+    /// Most pooled database connections (the seed's pool size: 20).
+    pub pool_size: u32,
+    /// Statements slower than this many milliseconds are logged at WARN (the seed's 100 ms).
+    pub slow_query_ms: u64,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, e.g. `info` or `info,magpie_server=debug`.
+    pub log_level: String,
+    /// Folder for the SQLite database and other local files.
+    pub data_dir: PathBuf,
+    /// A request taking longer than this many seconds is answered 503.
+    pub request_timeout_secs: u64,
+    /// Largest request body accepted, in bytes (file uploads have their own limit).
+    pub max_body_bytes: usize,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
+    pub shutdown_grace_secs: u64,
+    /// Key signing access tokens (at least 32 characters). When unset, one is generated on first start
+    /// and kept in the database, shared by every replica.
+    pub auth_secret: Option<Secret<String>>,
+    /// bcrypt cost for password hashes (each +1 doubles the work; 12 takes about 250 ms).
+    pub bcrypt_cost: u32,
+    /// Lifetime of access tokens, in seconds (15 minutes).
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of refresh tokens and idle sessions, in days.
+    pub refresh_token_ttl_days: u64,
+    /// Failed sign-ins allowed per account within the window before further attempts get 429.
+    pub login_max_failures_per_account: u32,
+    /// Failed sign-ins allowed per client address within the window.
+    pub login_max_failures_per_ip: u32,
+    /// The throttling window, in seconds.
+    pub login_failure_window_secs: u64,
+    /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy that sets it).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            pool_size: 20,
+            slow_query_ms: 100,
+            log_format: LogFormat::Pretty,
+            log_level: "info".to_owned(),
+            data_dir: PathBuf::from("./data"),
+            request_timeout_secs: 30,
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace_secs: 30,
+            auth_secret: None,
+            bcrypt_cost: 12,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_days: 30,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_ip: 20,
+            login_failure_window_secs: 15 * 60,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// Config keys, which are also the environment variable names after `MAGPIE_` (upper-cased).
+pub const KEYS: &[&str] = &[
+    "listen_addr",
+    "database_url",
+    "pool_size",
+    "slow_query_ms",
+    "log_format",
+    "log_level",
+    "data_dir",
+    "request_timeout_secs",
+    "max_body_bytes",
+    "shutdown_grace_secs",
+    "auth_secret",
+    "bcrypt_cost",
+    "access_token_ttl_secs",
+    "refresh_token_ttl_days",
+    "login_max_failures_per_account",
+    "login_max_failures_per_ip",
+    "login_failure_window_secs",
+    "trust_forwarded_for",
+];
+
+/// `MAGPIE_` variables that are not configuration keys but are legitimately set.
+const OTHER_VARS: &[&str] = &["config", "test_database_url"];
+
+/// Values given on the command line; `None` means "not given".
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_addr: Option<SocketAddr>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// `--log-level`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A loaded configuration plus the warnings found while loading it (logged once logging is set up).
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Human-readable warnings (unknown `MAGPIE_` variables).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Build the configuration from all layers. `file` is `--config`; without it `MAGPIE_CONFIG`, then
+    /// `./magpie.toml` if it exists. An explicitly named file that does not exist is an error.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Loaded> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let env_file = env.iter().find(|(k, _)| k == "MAGPIE_CONFIG").map(|(_, v)| PathBuf::from(v));
+        let file = file.map(Path::to_path_buf).or(env_file);
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match &file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => {
+                if Path::new("magpie.toml").exists() {
+                    figment = figment.merge(Toml::file_exact("magpie.toml"));
+                }
+            }
+        }
+        // Read the environment from the given list (tests pass their own) rather than the process.
+        let mut warnings = Vec::new();
+        let mut known = Vec::new();
+        for (name, value) in &env {
+            let Some(key) = name.strip_prefix("MAGPIE_") else { continue };
+            let key = key.to_ascii_lowercase();
+            if KEYS.contains(&key.as_str()) {
+                known.push((key, value.clone()));
+            } else if !OTHER_VARS.contains(&key.as_str()) {
+                warnings.push(format!(
+                    "ignoring unknown environment variable {name} (known: {})",
+                    KEYS.iter().map(|k| format!("MAGPIE_{}", k.to_ascii_uppercase())).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        figment = figment.merge(EnvList(known));
+        figment = figment.merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.pool_size >= 1, "pool_size must be at least 1");
+        anyhow::ensure!(self.request_timeout_secs >= 1, "request_timeout_secs must be at least 1");
+        anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        anyhow::ensure!((4..=31).contains(&self.bcrypt_cost), "bcrypt_cost must be between 4 and 31");
+        anyhow::ensure!(self.access_token_ttl_secs >= 30, "access_token_ttl_secs must be at least 30");
+        anyhow::ensure!(self.refresh_token_ttl_days >= 1, "refresh_token_ttl_days must be at least 1");
+        if let Some(secret) = &self.auth_secret {
+            anyhow::ensure!(secret.expose().len() >= 32, "auth_secret must be at least 32 characters");
+        }
+        magpie_db::Engine::from_url(&self.database_url())?;
+        Ok(())
+    }
+
+    /// The database URL, defaulting to an SQLite file in the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().clone(),
+            None => format!("sqlite://{}", self.data_dir.join("magpie.db").display()),
+        }
+    }
+
+    /// Database options from this configuration.
+    pub fn db_options(&self) -> magpie_db::DbOptions {
+        magpie_db::DbOptions {
+            max_connections: self.pool_size,
+            slow_statement_threshold: Duration::from_millis(self.slow_query_ms),
+            ..magpie_db::DbOptions::new(self.database_url())
+        }
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+/// A figment provider over an explicit list of `(key, value)` pairs, parsed like environment values.
+struct EnvList(Vec<(String, String)>);
+
+impl figment::Provider for EnvList {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("MAGPIE_ environment variable")
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for (k, v) in &self.0 {
+            // Env parses "20" as a number and "127.0.0.1:8080" as a string, like figment's Env provider.
+            let value: figment::value::Value = v.parse().expect("figment parses any string");
+            dict.insert(k.clone(), value);
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// Keys in the configuration file or environment that are checked for typos.
+pub fn known_keys() -> BTreeSet<&'static str> {
+    KEYS.iter().copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let c = Config::load(None, env(&[]), &Overrides::default()).unwrap().config;
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.pool_size, 20);
+        assert_eq!(c.slow_query_ms, 100);
+        assert_eq!(c.database_url(), "sqlite://./data/magpie.db");
+    }
+
+    #[test]
+    fn keys_list_matches_the_struct() {
+        let value =
+            serde_json::to_value(Config { database_url: Some(Secret::new("x".into())), ..Config::default() }).unwrap();
+        let fields: BTreeSet<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(fields, known_keys());
+    }
+
+    #[test]
+    fn environment_overrides_file_and_flags_override_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("magpie.toml");
+        std::fs::write(&file, "pool_size = 5\nslow_query_ms = 250\nlisten_addr = \"0.0.0.0:9000\"\n").unwrap();
+        let loaded = Config::load(
+            Some(&file),
+            env(&[
+                ("MAGPIE_POOL_SIZE", "7"),
+                ("MAGPIE_LISTEN_ADDR", "127.0.0.1:9001"),
+                ("MAGPIE_DATABASE_URL", "postgres://u:pw@h/db"),
+            ]),
+            &Overrides { listen_addr: Some("127.0.0.1:0".parse().unwrap()), ..Default::default() },
+        )
+        .unwrap();
+        let c = loaded.config;
+        assert_eq!(c.slow_query_ms, 250, "from the file");
+        assert_eq!(c.pool_size, 7, "environment beats file");
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:0", "flag beats environment");
+        assert_eq!(c.database_url(), "postgres://u:pw@h/db");
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_magpie_variable_gets_a_warning() {
+        let loaded = Config::load(
+            None,
+            env(&[("MAGPIE_LISTEN_ADRR", "x"), ("MAGPIE_TEST_DATABASE_URL", "y"), ("HOME", "/root")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("MAGPIE_LISTEN_ADRR"), "{:?}", loaded.warnings);
+    }
+
+    #[test]
+    fn a_typo_in_the_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("magpie.toml");
+        std::fs::write(&file, "pool_sise = 5\n").unwrap();
+        let err = Config::load(Some(&file), env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("pool_sise"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_is_an_error_naming_the_key() {
+        let err = Config::load(None, env(&[("MAGPIE_POOL_SIZE", "many")]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("pool_size"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = Config { database_url: Some(Secret::new("postgres://u:hunter2@h/db".into())), ..Config::default() };
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,50 @@
+//! Collecting field errors: a request with three bad fields gets one response naming all three.
+
+use magpie_domain::ParseError;
+use serde::{Deserialize, Deserializer};
+
+use crate::error::{AppError, FieldError};
+
+/// Accumulates per-field parse results.
+#[derive(Debug, Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    /// A validator with no errors yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keep the value, or record the error under `field`.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, ParseError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(FieldError::new(field, e.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Record an error directly.
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    /// Ok when nothing failed, else a 422 listing every failure.
+    pub fn finish(self) -> Result<(), AppError> {
+        if self.errors.is_empty() { Ok(()) } else { Err(AppError::fields(self.errors)) }
+    }
+}
+
+/// For PATCH bodies: distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+/// Use with `#[serde(default, deserialize_with = "double_option")]`.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}

@@ -1,0 +1,15 @@
+//! The Magpie server: the `magpie` binary's library. `main.rs` only calls [`cli::run`].
+//!
+//! * [`api`]: one router per resource under `/api/v1`, plus system routes;
+//! * [`http`]: middleware and extractors shared by every route;
+//! * [`app`]: state, router assembly, the server loop;
+//! * [`config`], [`telemetry`], [`error`], [`cli`].
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod telemetry;

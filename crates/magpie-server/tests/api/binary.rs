@@ -1,0 +1,187 @@
+//! The real `magpie` binary: `magpie serve` on a free port over SQLite (and PostgreSQL when configured),
+//! `magpie migrate`, `--version`, `--help`, signals. This is the set-up contract: a bare run creates and
+//! migrates its database and serves.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_magpie");
+
+/// A running `magpie` process and the lines it logged.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    logs: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(cwd)
+            .args(args)
+            .env_remove("MAGPIE_DATABASE_URL")
+            .env("MAGPIE_LOG_FORMAT", "json")
+            .env("MAGPIE_LISTEN_ADDR", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn magpie");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no 'listening' line; got:\n{}", seen.join("\n")));
+            seen.push(line.clone());
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["fields"]["message"].as_str().is_some_and(|m| m.starts_with("listening on"))
+            {
+                break v["fields"]["addr"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        Server { child, addr, logs: rx, seen }
+    }
+
+    /// One HTTP/1.1 request over a fresh connection: (status, headers+body text).
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, out)
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// SIGTERM, wait for exit, return (success, all log lines).
+    fn terminate(mut self) -> (bool, Vec<String>) {
+        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill failed");
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.logs.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        (status.success(), self.seen)
+    }
+}
+
+#[test]
+fn a_bare_run_creates_and_migrates_sqlite_under_data_and_serves_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[], &[]);
+    assert!(dir.path().join("data/magpie.db").exists(), "SQLite file created under ./data");
+    let (status, body) = server.request("GET", "/healthz", &[("x-request-id", "smoke-1")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("x-request-id: smoke-1"), "{body}");
+    let (status, body) = server.request("GET", "/readyz", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""database":"sqlite""#), "{body}");
+    let (success, logs) = server.terminate();
+    assert!(success, "exit status after SIGTERM; logs:\n{}", logs.join("\n"));
+    assert!(logs.iter().any(|l| l.contains("shutdown complete")), "{}", logs.join("\n"));
+    // Every log line of a request carries its id (JSON logs include the request span).
+    let request_lines: Vec<_> = logs.iter().filter(|l| l.contains(r#""path":"/healthz""#)).collect();
+    assert!(!request_lines.is_empty());
+    assert!(request_lines.iter().all(|l| l.contains(r#""request_id":"smoke-1""#)), "{request_lines:?}");
+}
+
+#[test]
+fn serve_idles_under_30_mb_resident_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["serve"], &[]);
+    for _ in 0..50 {
+        assert_eq!(server.request("GET", "/readyz", &[]).0, 200);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let rss = server.rss_kib();
+    server.terminate();
+    eprintln!("idle RSS after 50 requests: {rss} KiB");
+    assert!(rss < 30 * 1024, "idle resident memory {rss} KiB exceeds 30 MiB");
+}
+
+#[test]
+fn serve_runs_on_postgres_when_configured() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A fresh, empty schema: the binary migrates it itself.
+    let Some(test_db) = rt.block_on(magpie_db::testing::TestDb::postgres_unmigrated()) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[], &[("MAGPIE_DATABASE_URL", &test_db.url_with_schema())]);
+    let (status, body) = server.request("GET", "/readyz", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""database":"postgres""#), "{body}");
+    assert!(!dir.path().join("data/magpie.db").exists(), "no SQLite file when running on PostgreSQL");
+    let (success, logs) = server.terminate();
+    assert!(success, "{}", logs.join("\n"));
+    assert!(rt.block_on(test_db.table_exists("transactions")), "the binary migrated PostgreSQL");
+    drop(test_db);
+}
+
+#[test]
+fn migrate_applies_and_reports_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        Command::new(BIN).current_dir(dir.path()).args(["migrate"]).env("MAGPIE_LOG_LEVEL", "warn").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("applied") && stdout.contains("initial schema"), "{stdout}");
+    let out = Command::new(BIN).current_dir(dir.path()).args(["migrate", "--status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("applied"));
+}
+
+#[test]
+fn version_and_help_work_for_every_subcommand() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("magpie "), "{out:?}");
+    for sub in [vec!["--help"], vec!["serve", "--help"], vec!["migrate", "--help"], vec!["help", "migrate"]] {
+        let out = Command::new(BIN).args(&sub).output().unwrap();
+        assert!(out.status.success(), "{sub:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage:") && text.contains("--database-url"), "{sub:?}: {text}");
+    }
+}
+
+#[test]
+fn a_bad_configuration_fails_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN).current_dir(dir.path()).env("MAGPIE_POOL_SIZE", "lots").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: invalid configuration") && stderr.contains("pool_size"), "{stderr}");
+    let out = Command::new(BIN).current_dir(dir.path()).args(["--database-url", "mysql://x"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite:// or postgres://"));
+}

@@ -1,0 +1,10 @@
+//! HTTP-level tests of the server: the real router driven in-process, and the real binary on a port.
+
+mod auth;
+mod binary;
+mod errors;
+mod lifecycle;
+mod logs;
+mod support;
+mod system;
+mod tenancy;

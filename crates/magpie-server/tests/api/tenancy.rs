@@ -1,0 +1,100 @@
+//! The tenancy harness: for every route that takes an id, a second user gets 404 (never 403, never data)
+//! when reading, changing or deleting the first user's record, and the record is untouched afterwards.
+//! Each feature adds its routes to `OWNED_ROUTES`; a check over the OpenAPI document makes sure no route
+//! with an id is left out.
+
+use axum::http::Method;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, TestUser};
+
+/// A route over one of the owner's records: (method, path template with `{id}`, body).
+type OwnedRoute = (Method, &'static str, Option<Value>);
+
+/// Creates a record owned by `owner`; returns its id, the routes to attack, and a check that it is intact.
+struct Resource {
+    id: String,
+    routes: Vec<OwnedRoute>,
+    /// GET path (with `{id}`) the owner uses to prove the record is intact; `None` if the record is
+    /// checked through a list path instead.
+    check: (&'static str, &'static str),
+}
+
+/// The id-taking routes of each feature, keyed by the OpenAPI path they cover.
+async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
+    let token = app
+        .authed(Method::POST, "/api/v1/me/tokens", &owner.access, Some(&json!({"name": "owned", "scope": "read"})))
+        .await
+        .json();
+    vec![Resource {
+        id: token["id"].as_str().unwrap().to_owned(),
+        routes: vec![(Method::DELETE, "/api/v1/me/tokens/{id}", None)],
+        check: ("/api/v1/me/tokens", "id"),
+    }]
+}
+
+async fn assert_isolated(app: &TestApp) {
+    let owner = app.user().await;
+    let intruder = app.user().await;
+    for resource in resources(app, &owner).await {
+        for (method, template, body) in &resource.routes {
+            let path = template.replace("{id}", &resource.id);
+            let res = app.authed(method.clone(), &path, &intruder.access, body.as_ref()).await;
+            res.assert_problem(404, "not-found");
+            let text = String::from_utf8_lossy(&res.body);
+            assert!(!text.contains(&resource.id), "{method} {template} leaked the id: {text}");
+        }
+        // The owner still sees the record, unchanged.
+        let (list_path, id_field) = resource.check;
+        let list = app.authed(Method::GET, list_path, &owner.access, None).await.json();
+        let items = list.as_array().cloned().unwrap_or_default();
+        assert!(items.iter().any(|i| i[id_field] == resource.id.as_str()), "{list_path} lost the record");
+    }
+}
+
+crate::app_test!(another_users_records_are_404_on_every_id_route, |app| {
+    assert_isolated(app).await;
+});
+
+#[tokio::test]
+async fn every_route_with_an_id_is_covered_by_the_harness() {
+    let app = TestApp::sqlite().await;
+    let owner = app.user().await;
+    let covered: Vec<(String, String)> = resources(&app, &owner)
+        .await
+        .into_iter()
+        .flat_map(|r| r.routes.into_iter().map(|(m, p, _)| (m.as_str().to_lowercase(), p.to_owned())))
+        .collect();
+    let doc = app.get("/openapi.json").await.json();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.contains('{') {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            let normalized = regex_lite_replace(path);
+            assert!(
+                covered.iter().any(|(m, p)| m == method && *p == normalized),
+                "{} {path} takes an id but is not in the tenancy harness",
+                method.to_uppercase()
+            );
+        }
+    }
+}
+
+/// `/api/v1/x/{token_id}/y` -> `/api/v1/x/{id}/y`.
+fn regex_lite_replace(path: &str) -> String {
+    let mut out = String::new();
+    let mut in_param = false;
+    for ch in path.chars() {
+        match ch {
+            '{' => {
+                in_param = true;
+                out.push_str("{id}");
+            }
+            '}' => in_param = false,
+            c if !in_param => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
