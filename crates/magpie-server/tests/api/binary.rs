@@ -166,7 +166,15 @@ fn version_and_help_work_for_every_subcommand() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("magpie "), "{out:?}");
-    for sub in [vec!["--help"], vec!["serve", "--help"], vec!["migrate", "--help"], vec!["help", "migrate"]] {
+    for sub in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["help", "migrate"],
+        vec!["user", "create", "--help"],
+        vec!["user", "list", "--help"],
+        vec!["bench", "auth", "--help"],
+    ] {
         let out = Command::new(BIN).args(&sub).output().unwrap();
         assert!(out.status.success(), "{sub:?}");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -184,4 +192,51 @@ fn a_bad_configuration_fails_with_one_clear_line() {
     let out = Command::new(BIN).current_dir(dir.path()).args(["--database-url", "mysql://x"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite:// or postgres://"));
+}
+
+#[test]
+fn user_commands_create_list_and_delete_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(args)
+            .env("MAGPIE_BCRYPT_COST", "4")
+            .env("MAGPIE_LOG_LEVEL", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, out, err) = run(&["user", "create", "--email", "Ops@Example.com", "--first-name", "Ops"], "correct horse battery\n");
+    assert!(ok, "{err}");
+    assert!(out.contains("ops@example.com"), "{out}");
+    let (ok, _, err) = run(&["user", "create", "--email", "ops@example.com"], "correct horse battery\n");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = run(&["user", "create", "--email", "weak@example.com"], "short\n");
+    assert!(!ok && err.contains("at least 10 characters"), "{err}");
+    let (ok, out, _) = run(&["user", "list"], "");
+    assert!(ok && out.contains("ops@example.com\tOps"), "{out}");
+    assert!(!out.contains("weak@example.com"));
+
+    // The created account can sign in through the server.
+    let server = Server::start(dir.path(), &[], &[("MAGPIE_BCRYPT_COST", "4")]);
+    let body = r#"{"email":"ops@example.com","password":"correct horse battery"}"#;
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    write!(s, "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    server.terminate();
+
+    let (ok, out, _) = run(&["user", "delete", "--email", "ops@example.com"], "");
+    assert!(ok && out.contains("deleted"), "{out}");
+    let (_, out, _) = run(&["user", "list"], "");
+    assert!(!out.contains("ops@example.com"));
+    let (ok, _, err) = run(&["user", "delete", "--email", "ops@example.com"], "");
+    assert!(!ok && err.contains("no account"), "{err}");
 }

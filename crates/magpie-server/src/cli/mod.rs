@@ -1,4 +1,7 @@
-//! The `magpie` command line.
+//! The `magpie` command line: parsing and dispatch. Each command group lives in its own module.
+
+mod bench;
+mod user;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +63,12 @@ pub enum Command {
     /// `magpie serve` also migrates on start; run this to migrate ahead of a deployment, or with
     /// `--status` to see which migrations are applied.
     Migrate(MigrateArgs),
+    /// Manage user accounts (for operators).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Measure performance and print the figures (see docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// `magpie migrate` flags.
@@ -106,6 +115,8 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => crate::app::serve(config).await,
             Command::Migrate(args) => migrate(config, args).await,
+            Command::User(cmd) => user::run(config, cmd).await,
+            Command::Bench(cmd) => bench::run(config, cmd).await,
         }
     })
 }
