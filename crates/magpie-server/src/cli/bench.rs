@@ -169,4 +169,3 @@ async fn auth(mut config: Config, args: AuthArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

@@ -73,9 +73,15 @@ async fn create(config: &Config, db: &magpie_db::Db, args: CreateArgs) -> anyhow
     let password = NewPassword::parse(&read_password()?).map_err(|e| anyhow::anyhow!("{e}"))?;
     let password_hash = Passwords::new(config.bcrypt_cost).hash(&password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut conn = db.conn().await?;
-    let user = users::create(conn.c(), &users::NewUser { email, password_hash, first_name, last_name })
-        .await
-        .map_err(|e| if e.is_unique_violation() { anyhow::anyhow!("an account with this email already exists") } else { e.into() })?;
+    let user = users::create(conn.c(), &users::NewUser { email, password_hash, first_name, last_name }).await.map_err(
+        |e| {
+            if e.is_unique_violation() {
+                anyhow::anyhow!("an account with this email already exists")
+            } else {
+                e.into()
+            }
+        },
+    )?;
     println!("created {} {}", user.id, user.email);
     Ok(())
 }
@@ -83,7 +89,8 @@ async fn create(config: &Config, db: &magpie_db::Db, args: CreateArgs) -> anyhow
 async fn list(db: &magpie_db::Db) -> anyhow::Result<()> {
     let mut conn = db.conn().await?;
     for u in users::list(conn.c()).await? {
-        let name = [u.first_name.as_deref(), u.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        let name =
+            [u.first_name.as_deref(), u.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
         println!("{}\t{}\t{}\t{}", u.id, u.email, name, u.created_at);
     }
     Ok(())
@@ -92,7 +99,9 @@ async fn list(db: &magpie_db::Db) -> anyhow::Result<()> {
 async fn delete(db: &magpie_db::Db, args: DeleteArgs) -> anyhow::Result<()> {
     let email = Email::parse(&args.email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
     let mut conn = db.conn().await?;
-    let user = users::find_by_email(conn.c(), &email).await?.ok_or_else(|| anyhow::anyhow!("no account with email {email}"))?;
+    let user = users::find_by_email(conn.c(), &email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no account with email {email}"))?;
     users::delete(conn.c(), user.id).await?;
     println!("deleted {} {}", user.id, user.email);
     Ok(())

@@ -210,9 +210,14 @@ fn user_commands_create_list_and_delete_accounts() {
             .unwrap();
         child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    let (ok, out, err) = run(&["user", "create", "--email", "Ops@Example.com", "--first-name", "Ops"], "correct horse battery\n");
+    let (ok, out, err) =
+        run(&["user", "create", "--email", "Ops@Example.com", "--first-name", "Ops"], "correct horse battery\n");
     assert!(ok, "{err}");
     assert!(out.contains("ops@example.com"), "{out}");
     let (ok, _, err) = run(&["user", "create", "--email", "ops@example.com"], "correct horse battery\n");
