@@ -348,3 +348,13 @@ impl Conn<'_> {
         }
     }
 }
+
+impl Conn<'_> {
+    /// The engine of this connection, for the few statements whose SQL differs by dialect.
+    pub fn engine(&self) -> Engine {
+        match self {
+            Conn::Sqlite(_) => Engine::Sqlite,
+            Conn::Postgres(_) => Engine::Postgres,
+        }
+    }
+}

@@ -140,3 +140,10 @@ fn split<T>(v: Option<Option<T>>) -> (bool, Option<T>) {
         None => (false, None),
     }
 }
+
+/// Rename a category on the user's goals; returns the number changed.
+pub async fn rename_category(conn: Conn<'_>, user: UserId, from: &Category, to: &Category) -> Result<u64> {
+    const SQL: &str = "update financial_goals set category = $3, updated_at = $4 where user_id = $1 and category = $2";
+    Ok(on_conn!(conn, c => sqlx::query(SQL).bind(user).bind(from).bind(to).bind(Timestamp::now())
+        .execute(&mut *c).await?.rows_affected()))
+}

@@ -261,3 +261,352 @@ pub async fn totals(conn: Conn<'_>, user: UserId, from: NaiveDate, to: NaiveDate
     }
     Ok(totals)
 }
+
+/// Which rows to return by deletion state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Deleted {
+    /// Live rows only (the default everywhere).
+    #[default]
+    Exclude,
+    /// Soft-deleted rows only (the audit view).
+    Only,
+    /// Both.
+    Include,
+}
+
+/// List filters; every field narrows the result, empty means "no constraint".
+#[derive(Debug, Clone, Default)]
+pub struct TransactionFilter {
+    /// On or after this date.
+    pub from: Option<NaiveDate>,
+    /// On or before this date.
+    pub to: Option<NaiveDate>,
+    /// Any of these categories.
+    pub categories: Vec<Category>,
+    /// INCOME or EXPENSE.
+    pub kind: Option<TransactionType>,
+    /// Where it came from.
+    pub source: Option<Source>,
+    /// Amount at least.
+    pub min_amount: Option<Money>,
+    /// Amount at most.
+    pub max_amount: Option<Money>,
+    /// Case-insensitive substring of the description (ASCII case-folding on SQLite, full Unicode on
+    /// PostgreSQL).
+    pub text: Option<String>,
+    /// From this bank connection.
+    pub connection_id: Option<ConnectionId>,
+    /// Only transactions waiting for a person's decision (category `Uncategorized`).
+    pub needs_review: bool,
+    /// Deletion state.
+    pub deleted: Deleted,
+}
+
+/// Sort order of a list; ties are broken by id so the order is total and pages never overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    /// Newest first (the default).
+    #[default]
+    DateDesc,
+    /// Oldest first.
+    DateAsc,
+    /// Largest first.
+    AmountDesc,
+    /// Smallest first.
+    AmountAsc,
+}
+
+/// Where a page starts: the sort value and id of the previous page's last row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// For date sorts.
+    Date(NaiveDate, TransactionId),
+    /// For amount sorts.
+    Amount(Money, TransactionId),
+}
+
+impl After {
+    /// The position just after `t` in `sort` order.
+    pub fn of(t: &Transaction, sort: Sort) -> After {
+        match sort {
+            Sort::DateDesc | Sort::DateAsc => After::Date(t.date, t.id),
+            Sort::AmountDesc | Sort::AmountAsc => After::Amount(t.amount, t.id),
+        }
+    }
+}
+
+/// Escape `%`, `_` and `\` for a LIKE pattern with `escape '\'`.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+/// One page of the user's transactions: filtered, sorted, starting after `after`, at most `limit` rows.
+/// Keyset pagination: each page is an index range scan (`idx_transactions_user_live_date` /
+/// `_amount`), as fast for page 1,000 as for page 1, and stable while rows are inserted.
+#[tracing::instrument(skip_all, fields(user.id = %user))]
+pub async fn list(
+    conn: Conn<'_>,
+    user: UserId,
+    filter: &TransactionFilter,
+    sort: Sort,
+    after: Option<After>,
+    limit: u32,
+) -> Result<Vec<Transaction>> {
+    let like = match conn.engine() {
+        crate::Engine::Postgres => " ilike ",
+        crate::Engine::Sqlite => " like ",
+    };
+    let pattern = filter.text.as_deref().map(like_pattern);
+    Ok(on_conn!(conn, c => {
+        let mut qb = sqlx::QueryBuilder::new(concat!("select ", cols!(), " from transactions where user_id = "));
+        qb.push_bind(user);
+        qb.push(match filter.deleted {
+            Deleted::Exclude => " and deleted_at is null",
+            Deleted::Only => " and deleted_at is not null",
+            Deleted::Include => "",
+        });
+        if let Some(from) = filter.from {
+            qb.push(" and date >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to {
+            qb.push(" and date <= ").push_bind(to);
+        }
+        if !filter.categories.is_empty() {
+            qb.push(" and category in (");
+            let mut sep = qb.separated(", ");
+            for category in &filter.categories {
+                sep.push_bind(category);
+            }
+            qb.push(")");
+        }
+        if let Some(kind) = filter.kind {
+            qb.push(" and type = ").push_bind(kind);
+        }
+        if let Some(source) = filter.source {
+            qb.push(" and source = ").push_bind(source);
+        }
+        if let Some(min) = filter.min_amount {
+            qb.push(" and amount >= ").push_bind(min);
+        }
+        if let Some(max) = filter.max_amount {
+            qb.push(" and amount <= ").push_bind(max);
+        }
+        if let Some(pattern) = &pattern {
+            qb.push(" and description").push(like).push_bind(pattern).push(" escape '\\'");
+        }
+        if let Some(connection) = filter.connection_id {
+            qb.push(" and connection_id = ").push_bind(connection);
+        }
+        if filter.needs_review {
+            qb.push(" and category = ").push_bind(Category::UNCATEGORIZED);
+        }
+        let (column, desc) = match sort {
+            Sort::DateDesc => ("date", true),
+            Sort::DateAsc => ("date", false),
+            Sort::AmountDesc => ("amount", true),
+            Sort::AmountAsc => ("amount", false),
+        };
+        let op = if desc { " < (" } else { " > (" };
+        match after {
+            Some(After::Date(d, id)) => {
+                qb.push(" and (date, id)").push(op).push_bind(d).push(", ").push_bind(id).push(")");
+            }
+            Some(After::Amount(a, id)) => {
+                qb.push(" and (amount, id)").push(op).push_bind(a).push(", ").push_bind(id).push(")");
+            }
+            None => {}
+        }
+        let dir = if desc { " desc" } else { " asc" };
+        qb.push(" order by ").push(column).push(dir).push(", id").push(dir);
+        qb.push(" limit ").push_bind(i64::from(limit));
+        qb.build_query_as::<Transaction>().fetch_all(&mut *c).await?
+    }))
+}
+
+/// Insert many transactions for `user` in multi-row statements (500 rows each), inside the caller's
+/// transaction. Every `connection_id` must be one of the user's connections.
+#[tracing::instrument(skip_all, fields(user.id = %user, rows = rows.len()))]
+pub async fn insert_many(mut conn: Conn<'_>, user: UserId, rows: &[NewTransaction]) -> Result<Vec<TransactionId>> {
+    let mut connections: Vec<ConnectionId> = rows.iter().filter_map(|r| r.connection_id).collect();
+    connections.sort();
+    connections.dedup();
+    for connection in connections {
+        if crate::connections::get(conn.reborrow(), user, connection).await?.is_none() {
+            return Err(DbError::NotFound);
+        }
+    }
+    let now = Timestamp::now();
+    let mut ids = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(500) {
+        let chunk_ids: Vec<TransactionId> = chunk.iter().map(|_| TransactionId::new()).collect();
+        on_conn!(conn.reborrow(), c => {
+            let mut qb = sqlx::QueryBuilder::new(concat!("insert into transactions (", cols!(), ") "));
+            qb.push_values(chunk.iter().zip(&chunk_ids), |mut b, (r, id)| {
+                b.push_bind(*id)
+                    .push_bind(user)
+                    .push_bind(r.amount)
+                    .push_bind(r.date)
+                    .push_bind(&r.description)
+                    .push_bind(&r.category)
+                    .push_bind(r.kind)
+                    .push_bind(r.source)
+                    .push_bind(r.confidence_score)
+                    .push_bind(r.connection_id)
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(None::<Timestamp>);
+            });
+            qb.build().execute(&mut *c).await?;
+        });
+        ids.extend(chunk_ids);
+    }
+    Ok(ids)
+}
+
+/// How many of `ids` are the user's transactions in the given deletion state (for all-or-nothing bulk
+/// operations: the caller compares this with the number of ids).
+pub async fn count_owned(conn: Conn<'_>, user: UserId, ids: &[TransactionId], deleted: Deleted) -> Result<i64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(on_conn!(conn, c => {
+        let mut qb = sqlx::QueryBuilder::new("select count(*) from transactions where user_id = ");
+        qb.push_bind(user);
+        qb.push(match deleted {
+            Deleted::Exclude => " and deleted_at is null",
+            Deleted::Only => " and deleted_at is not null",
+            Deleted::Include => "",
+        });
+        qb.push(" and id in (");
+        let mut sep = qb.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build_query_scalar::<i64>().fetch_one(&mut *c).await?
+    }))
+}
+
+/// What a bulk operation does to each selected transaction.
+#[derive(Debug, Clone)]
+pub enum BulkChange {
+    /// Set the category of live rows (a person's decision: the model confidence is cleared).
+    SetCategory(Category),
+    /// Soft-delete live rows.
+    SoftDelete,
+    /// Restore soft-deleted rows.
+    Restore,
+}
+
+/// Apply a change to the user's transactions among `ids`; returns the number changed.
+#[tracing::instrument(skip_all, fields(user.id = %user, ids = ids.len()))]
+pub async fn bulk_change(conn: Conn<'_>, user: UserId, ids: &[TransactionId], change: &BulkChange) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let now = Timestamp::now();
+    Ok(on_conn!(conn, c => {
+        let mut qb = sqlx::QueryBuilder::new("update transactions set ");
+        match change {
+            BulkChange::SetCategory(category) => {
+                qb.push("category = ").push_bind(category).push(", confidence_score = null, updated_at = ").push_bind(now);
+                qb.push(" where deleted_at is null");
+            }
+            BulkChange::SoftDelete => {
+                qb.push("deleted_at = ").push_bind(now).push(", updated_at = ").push_bind(now);
+                qb.push(" where deleted_at is null");
+            }
+            BulkChange::Restore => {
+                qb.push("deleted_at = null, updated_at = ").push_bind(now);
+                qb.push(" where deleted_at is not null");
+            }
+        }
+        qb.push(" and user_id = ").push_bind(user).push(" and id in (");
+        let mut sep = qb.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build().execute(&mut *c).await?.rows_affected()
+    }))
+}
+
+/// The user's categories in use on live transactions, with counts.
+#[tracing::instrument(skip_all, fields(user.id = %user))]
+pub async fn category_counts(conn: Conn<'_>, user: UserId) -> Result<Vec<(Category, i64)>> {
+    const SQL: &str = "select category, count(*) from transactions where user_id = $1 and deleted_at is null \
+                       group by category order by category";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).fetch_all(&mut *c).await?))
+}
+
+/// Rename a category on all of the user's transactions (soft-deleted ones too, so a restore brings back
+/// the new name); returns the number of rows changed.
+pub async fn rename_category(conn: Conn<'_>, user: UserId, from: &Category, to: &Category) -> Result<u64> {
+    const SQL: &str = "update transactions set category = $3, updated_at = $4 where user_id = $1 and category = $2";
+    Ok(on_conn!(conn, c => sqlx::query(SQL).bind(user).bind(from).bind(to).bind(Timestamp::now())
+        .execute(&mut *c).await?.rows_affected()))
+}
+
+/// How a summary groups transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// By category.
+    Category,
+    /// By calendar month (`YYYY-MM`).
+    Month,
+    /// By ISO week, keyed by its Monday (`YYYY-MM-DD`).
+    Week,
+    /// By INCOME / EXPENSE.
+    Type,
+}
+
+/// One group of a summary, for one direction.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SummaryRow {
+    /// The group's key.
+    pub key: String,
+    /// INCOME or EXPENSE.
+    #[sqlx(rename = "type")]
+    pub kind: TransactionType,
+    /// Exact sum of amounts.
+    pub total: Money,
+    /// Number of transactions.
+    pub count: i64,
+}
+
+/// Exact sums and counts of the user's live transactions in `from..=to`, grouped, computed by the
+/// database. Grouping by month or week is the one place where the SQL differs by dialect.
+#[tracing::instrument(skip_all, fields(user.id = %user))]
+pub async fn summary(
+    conn: Conn<'_>,
+    user: UserId,
+    from: NaiveDate,
+    to: NaiveDate,
+    group_by: GroupBy,
+) -> Result<Vec<SummaryRow>> {
+    let key = match (group_by, conn.engine()) {
+        (GroupBy::Category, _) => "category",
+        (GroupBy::Type, _) => "type",
+        (GroupBy::Month, crate::Engine::Sqlite) => "substr(date, 1, 7)",
+        (GroupBy::Month, crate::Engine::Postgres) => "to_char(date, 'YYYY-MM')",
+        (GroupBy::Week, crate::Engine::Sqlite) => "date(date, 'weekday 0', '-6 days')",
+        (GroupBy::Week, crate::Engine::Postgres) => "to_char(date_trunc('week', date), 'YYYY-MM-DD')",
+    };
+    let sql = format!(
+        "select {key} as key, type, sum(amount) as total, count(*) as count from transactions \
+         where user_id = $1 and deleted_at is null and date >= $2 and date <= $3 \
+         group by 1, 2 order by 1, 2"
+    );
+    Ok(
+        on_conn!(conn, c => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user).bind(from).bind(to).fetch_all(&mut *c).await?),
+    )
+}

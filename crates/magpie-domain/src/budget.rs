@@ -57,6 +57,20 @@ impl Allocations {
     pub fn into_inner(self) -> BTreeMap<Category, Money> {
         self.0
     }
+
+    /// Move `from`'s allocation to `to` (adding to `to`'s when both exist: a merge). `None` when `from`
+    /// is not allocated; an error when the merged amount would exceed the column's range.
+    pub fn rename_category(&self, from: &Category, to: &Category) -> Result<Option<Allocations>, ParseError> {
+        let Some(amount) = self.0.get(from).copied() else { return Ok(None) };
+        let mut map = self.0.clone();
+        map.remove(from);
+        let merged = match map.get(to) {
+            Some(existing) => existing.checked_add(amount).ok_or_else(|| ParseError::new("allocation too large"))?,
+            None => amount,
+        };
+        map.insert(to.clone(), merged);
+        Allocations::new(map).map(Some)
+    }
 }
 
 impl<'de> Deserialize<'de> for Allocations {
@@ -74,6 +88,19 @@ mod tests {
     fn allocations_are_stored_as_two_decimal_strings() {
         let a: Allocations = serde_json::from_str(r#"{"Groceries": 500, "Dining": "200.5"}"#).unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), r#"{"Dining":"200.50","Groceries":"500.00"}"#);
+    }
+
+    #[test]
+    fn renaming_onto_an_existing_category_merges_the_amounts() {
+        let a: Allocations =
+            serde_json::from_str(r#"{"Food": "100.00", "Groceries": "50.10", "Rent": "900"}"#).unwrap();
+        let food = Category::parse("Food").unwrap();
+        let groceries = Category::parse("Groceries").unwrap();
+        let merged = a.rename_category(&food, &groceries).unwrap().unwrap();
+        assert_eq!(serde_json::to_string(&merged).unwrap(), r#"{"Groceries":"150.10","Rent":"900.00"}"#);
+        let renamed = a.rename_category(&groceries, &Category::parse("Supermarket").unwrap()).unwrap().unwrap();
+        assert_eq!(renamed.get(&Category::parse("Supermarket").unwrap()), Some("50.10".parse().unwrap()));
+        assert!(a.rename_category(&Category::parse("Travel").unwrap(), &food).unwrap().is_none());
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub mod budget;
 pub mod confidence;
 pub mod enums;
 pub mod ids;
+pub mod input;
 pub mod money;
+pub mod taxonomy;
 pub mod text;
 pub mod time;
 

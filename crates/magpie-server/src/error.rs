@@ -76,6 +76,9 @@ pub enum AppError {
     /// No such resource for this user (also what another user's resource looks like).
     #[error("not found")]
     NotFound,
+    /// Not found, with an explanation (e.g. which part of a bulk request).
+    #[error("not found: {0}")]
+    NotFoundDetail(String),
     /// The route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -128,7 +131,7 @@ impl AppError {
             AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::NotFound | AppError::NotFoundDetail(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -150,6 +153,7 @@ impl AppError {
             AppError::Unauthorized(d) => ("unauthorized", "Authentication required", d.clone(), vec![]),
             AppError::Forbidden(d) => ("forbidden", "Not allowed", d.clone(), vec![]),
             AppError::NotFound => ("not-found", "Not found", "No such resource.".to_owned(), vec![]),
+            AppError::NotFoundDetail(d) => ("not-found", "Not found", d.clone(), vec![]),
             AppError::MethodNotAllowed => (
                 "method-not-allowed",
                 "Method not allowed",

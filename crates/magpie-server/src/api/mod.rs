@@ -3,8 +3,11 @@
 //! `/api/v1`; operational routes (`/healthz`, `/readyz`, `/metrics`) are at the root.
 
 pub mod auth;
+pub mod categories;
 pub mod me;
+pub mod reports;
 pub mod system;
+pub mod transactions;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +30,9 @@ use crate::error::{FieldError, Problem};
     tags(
         (name = "auth", description = "Registration, sign-in, tokens"),
         (name = "me", description = "The signed-in user's account"),
+        (name = "transactions", description = "The ledger: income and expenses"),
+        (name = "categories", description = "The category taxonomy"),
+        (name = "reports", description = "Totals and cash flow"),
         (name = "system", description = "Health, readiness, metrics"),
     )
 )]
@@ -59,5 +65,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The `/api/v1` routes.
 fn v1() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(auth::router()).merge(me::router())
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(me::router())
+        .merge(transactions::router())
+        .merge(categories::router())
+        .merge(reports::router())
 }

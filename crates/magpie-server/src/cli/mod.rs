@@ -1,6 +1,7 @@
 //! The `magpie` command line: parsing and dispatch. Each command group lives in its own module.
 
 mod bench;
+pub mod demo;
 mod user;
 
 use std::net::SocketAddr;
@@ -66,6 +67,8 @@ pub enum Command {
     /// Manage user accounts (for operators).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Fill an account with a realistic, deterministic transaction history (for demos and benchmarks).
+    SeedDemo(demo::SeedDemoArgs),
     /// Measure performance and print the figures (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -116,6 +119,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Command::Serve => crate::app::serve(config).await,
             Command::Migrate(args) => migrate(config, args).await,
             Command::User(cmd) => user::run(config, cmd).await,
+            Command::SeedDemo(args) => demo::run(config, args).await,
             Command::Bench(cmd) => bench::run(config, cmd).await,
         }
     })

@@ -8,3 +8,4 @@ mod logs;
 mod support;
 mod system;
 mod tenancy;
+mod transactions;

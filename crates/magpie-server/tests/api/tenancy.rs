@@ -26,11 +26,47 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
         .authed(Method::POST, "/api/v1/me/tokens", &owner.access, Some(&json!({"name": "owned", "scope": "read"})))
         .await
         .json();
-    vec![Resource {
-        id: token["id"].as_str().unwrap().to_owned(),
-        routes: vec![(Method::DELETE, "/api/v1/me/tokens/{id}", None)],
-        check: ("/api/v1/me/tokens", "id"),
-    }]
+    let transaction = app
+        .authed(
+            Method::POST,
+            "/api/v1/transactions",
+            &owner.access,
+            Some(&json!({"amount": "12.30", "date": "2026-01-02", "description": "Owned", "type": "EXPENSE"})),
+        )
+        .await
+        .json();
+    let deleted = app
+        .authed(
+            Method::POST,
+            "/api/v1/transactions",
+            &owner.access,
+            Some(&json!({"amount": "1.00", "date": "2026-01-03", "description": "Owned, deleted", "type": "EXPENSE"})),
+        )
+        .await
+        .json();
+    let deleted_id = deleted["id"].as_str().unwrap().to_owned();
+    app.authed(Method::DELETE, &format!("/api/v1/transactions/{deleted_id}"), &owner.access, None).await;
+    vec![
+        Resource {
+            id: token["id"].as_str().unwrap().to_owned(),
+            routes: vec![(Method::DELETE, "/api/v1/me/tokens/{id}", None)],
+            check: ("/api/v1/me/tokens", "id"),
+        },
+        Resource {
+            id: transaction["id"].as_str().unwrap().to_owned(),
+            routes: vec![
+                (Method::GET, "/api/v1/transactions/{id}", None),
+                (Method::PATCH, "/api/v1/transactions/{id}", Some(json!({"amount": "0.01", "category": "Stolen"}))),
+                (Method::DELETE, "/api/v1/transactions/{id}", None),
+            ],
+            check: ("/api/v1/transactions", "id"),
+        },
+        Resource {
+            id: deleted_id,
+            routes: vec![(Method::POST, "/api/v1/transactions/{id}/restore", None)],
+            check: ("/api/v1/transactions?deleted=only", "id"),
+        },
+    ]
 }
 
 async fn assert_isolated(app: &TestApp) {
@@ -47,7 +83,8 @@ async fn assert_isolated(app: &TestApp) {
         // The owner still sees the record, unchanged.
         let (list_path, id_field) = resource.check;
         let list = app.authed(Method::GET, list_path, &owner.access, None).await.json();
-        let items = list.as_array().cloned().unwrap_or_default();
+        // Lists are either a bare array or a page with `items`.
+        let items = list.as_array().or_else(|| list["items"].as_array()).cloned().unwrap_or_default();
         assert!(items.iter().any(|i| i[id_field] == resource.id.as_str()), "{list_path} lost the record");
     }
 }
