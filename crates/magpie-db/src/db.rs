@@ -358,3 +358,20 @@ impl Conn<'_> {
         }
     }
 }
+
+impl Db {
+    /// After a bulk load: refresh the planner's statistics, and on SQLite fold the write-ahead log back
+    /// into the database file (until then every read looks pages up in a large WAL).
+    pub async fn analyze(&self) -> Result<()> {
+        let mut conn = self.conn().await?;
+        if self.engine() == Engine::Sqlite {
+            on_conn!(conn.c(), c => {
+                sqlx::query("pragma wal_checkpoint(truncate)").execute(&mut *c).await?;
+            });
+        }
+        on_conn!(conn.c(), c => {
+            sqlx::query("analyze").execute(&mut *c).await?;
+        });
+        Ok(())
+    }
+}

@@ -601,8 +601,15 @@ pub async fn summary(
         (GroupBy::Week, crate::Engine::Sqlite) => "date(date, 'weekday 0', '-6 days')",
         (GroupBy::Week, crate::Engine::Postgres) => "to_char(date_trunc('week', date), 'YYYY-MM-DD')",
     };
+    // The covering index answers the query without touching the table. SQLite is told so: with
+    // statistics of a one-user database (user_id not selective) its planner prefers walking
+    // idx_transactions_user_category to skip a sort, which reads every row of the user, 5x slower.
+    let table = match conn.engine() {
+        crate::Engine::Sqlite => "transactions indexed by idx_transactions_user_live_date",
+        crate::Engine::Postgres => "transactions",
+    };
     let sql = format!(
-        "select {key} as key, type, sum(amount) as total, count(*) as count from transactions \
+        "select {key} as key, type, sum(amount) as total, count(*) as count from {table} \
          where user_id = $1 and deleted_at is null and date >= $2 and date <= $3 \
          group by 1, 2 order by 1, 2"
     );

@@ -245,3 +245,53 @@ fn user_commands_create_list_and_delete_accounts() {
     let (ok, _, err) = run(&["user", "delete", "--email", "ops@example.com"], "");
     assert!(!ok && err.contains("no account"), "{err}");
 }
+
+#[test]
+fn seed_demo_fills_an_account_with_a_deterministic_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(args)
+            .env("MAGPIE_BCRYPT_COST", "4")
+            .env("MAGPIE_LOG_LEVEL", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for email in ["a@example.com", "b@example.com"] {
+        run(&["user", "create", "--email", email], "correct horse battery\n");
+        let out = run(&["seed-demo", "--user", email, "--transactions", "800", "--seed", "7"], "");
+        assert!(out.contains("inserted 8"), "{out}");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let histories = rt.block_on(async {
+        let url = format!("sqlite://{}", dir.path().join("data/magpie.db").display());
+        let db = magpie_db::Db::connect(&magpie_db::DbOptions::new(url)).await.unwrap();
+        let mut c = db.conn().await.unwrap();
+        let mut out = Vec::new();
+        for u in magpie_db::users::list(c.c()).await.unwrap() {
+            let mut rows = magpie_db::transactions::list_by_date_range(
+                c.c(),
+                u.id,
+                "1900-01-01".parse().unwrap(),
+                "2199-01-01".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+            rows.sort_by(|a, b| (a.date, &a.description, a.amount).cmp(&(b.date, &b.description, b.amount)));
+            out.push(rows.into_iter().map(|t| (t.date, t.description, t.amount, t.category)).collect::<Vec<_>>());
+        }
+        out
+    });
+    assert_eq!(histories.len(), 2);
+    assert!((780..=820).contains(&histories[0].len()), "{}", histories[0].len());
+    assert_eq!(histories[0], histories[1], "the same seed gives the same history");
+    assert!(histories[0].iter().any(|t| t.3.as_str() == "Salary"));
+}
