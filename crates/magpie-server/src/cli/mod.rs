@@ -2,6 +2,7 @@
 
 mod bench;
 pub mod demo;
+mod parse;
 mod user;
 
 use std::net::SocketAddr;
@@ -64,6 +65,8 @@ pub enum Command {
     /// `magpie serve` also migrates on start; run this to migrate ahead of a deployment, or with
     /// `--status` to see which migrations are applied.
     Migrate(MigrateArgs),
+    /// Parse a statement file and print what it holds, without touching a database.
+    Parse(parse::ParseArgs),
     /// Manage user accounts (for operators).
     #[command(subcommand)]
     User(user::UserCommand),
@@ -107,6 +110,10 @@ pub fn run() -> ExitCode {
 }
 
 fn run_cli(cli: Cli) -> anyhow::Result<()> {
+    // Parsing a file needs no configuration, database or runtime.
+    if let Some(Command::Parse(args)) = &cli.command {
+        return parse::run(args);
+    }
     let loaded = Config::load(cli.global.config.as_deref(), std::env::vars(), &cli.global.overrides())?;
     let config = loaded.config;
     crate::telemetry::init_tracing(config.log_format, &config.log_level)?;
@@ -120,6 +127,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Command::Migrate(args) => migrate(config, args).await,
             Command::User(cmd) => user::run(config, cmd).await,
             Command::SeedDemo(args) => demo::run(config, args).await,
+            Command::Parse(_) => unreachable!("handled before start-up"),
             Command::Bench(cmd) => bench::run(config, cmd).await,
         }
     })
