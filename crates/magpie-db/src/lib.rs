@@ -15,6 +15,7 @@ pub mod auth;
 pub mod budgets;
 pub mod connections;
 pub mod goals;
+pub mod imports;
 pub mod models;
 pub mod transactions;
 pub mod users;

@@ -92,3 +92,7 @@ id_type!(
     /// Id of a personal access token.
     TokenId
 );
+id_type!(
+    /// Id of an import batch.
+    ImportBatchId
+);

@@ -798,12 +798,15 @@ pub fn detect_layout(text: &str, options: &CsvOptions) -> Result<Layout, ParseEr
     resolved.memo = pick(&given.memo, Role::Memo)?;
     resolved.reference = pick(&given.reference, Role::Reference)?;
     resolved.currency = pick(&given.currency, Role::Currency)?;
-    let numeric = |c: usize| {
+    // Share of a column's non-empty values that are amounts, in tenths.
+    let numeric_share = |c: usize| {
         let vals: Vec<&str> = col_values(c).filter(|v| !v.trim().is_empty()).take(500).collect();
-        !vals.is_empty()
-            && vals.iter().filter(|v| number::parse_amount(v, DecimalMark::Auto).is_some()).count() * 10
-                >= vals.len() * 9
+        if vals.is_empty() {
+            return 0;
+        }
+        vals.iter().filter(|v| number::parse_amount(v, DecimalMark::Auto).is_some()).count() * 10 / vals.len()
     };
+    let numeric = |c: usize| numeric_share(c) >= 9;
     // A sign column must hold indicators; an amount column numbers.
     if given.sign.is_none()
         && let Some(s) = resolved.sign
@@ -825,7 +828,8 @@ pub fn detect_layout(text: &str, options: &CsvOptions) -> Result<Layout, ParseEr
             resolved.description = None;
         }
     }
-    if resolved.amount.is_some_and(|c| given.amount.is_none() && !numeric(c)) {
+    // A column the header calls the amount only has to be mostly amounts: bad rows are reported one by one.
+    if resolved.amount.is_some_and(|c| given.amount.is_none() && numeric_share(c) < 5) {
         resolved.amount = None;
     }
     if resolved.amount.is_none() && (resolved.debit.is_none() || resolved.credit.is_none()) {

@@ -76,7 +76,8 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = crate::api::router().split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().expect("the OpenAPI document serializes"));
     let timeout = state.config.request_timeout();
-    let body_limit = state.config.max_body_bytes;
+    // The router-wide limit is the upload limit; JSON bodies are held to max_body_bytes by ApiJson.
+    let body_limit = state.config.max_import_bytes.max(state.config.max_body_bytes);
     routes
         .route(
             "/openapi.json",

@@ -65,8 +65,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// A request taking longer than this many seconds is answered 503.
     pub request_timeout_secs: u64,
-    /// Largest request body accepted, in bytes (file uploads have their own limit).
+    /// Largest JSON request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest statement file accepted for import, in bytes.
+    pub max_import_bytes: usize,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
     pub shutdown_grace_secs: u64,
     /// Key signing access tokens (at least 32 characters). When unset, one is generated on first start
@@ -100,6 +102,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             request_timeout_secs: 30,
             max_body_bytes: 1024 * 1024,
+            max_import_bytes: 50 * 1024 * 1024,
             shutdown_grace_secs: 30,
             auth_secret: None,
             bcrypt_cost: 12,
@@ -124,6 +127,7 @@ pub const KEYS: &[&str] = &[
     "data_dir",
     "request_timeout_secs",
     "max_body_bytes",
+    "max_import_bytes",
     "shutdown_grace_secs",
     "auth_secret",
     "bcrypt_cost",

@@ -12,4 +12,5 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod import;
 pub mod telemetry;

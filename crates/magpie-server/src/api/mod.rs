@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod categories;
+pub mod imports;
 pub mod me;
 pub mod reports;
 pub mod system;
@@ -33,6 +34,7 @@ use crate::error::{FieldError, Problem};
         (name = "transactions", description = "The ledger: income and expenses"),
         (name = "categories", description = "The category taxonomy"),
         (name = "reports", description = "Totals and cash flow"),
+        (name = "imports", description = "Statement file imports"),
         (name = "system", description = "Health, readiness, metrics"),
     )
 )]
@@ -71,4 +73,5 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(transactions::router())
         .merge(categories::router())
         .merge(reports::router())
+        .merge(imports::router())
 }

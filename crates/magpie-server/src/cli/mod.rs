@@ -2,6 +2,7 @@
 
 mod bench;
 pub mod demo;
+mod import;
 mod parse;
 mod user;
 
@@ -65,6 +66,8 @@ pub enum Command {
     /// `magpie serve` also migrates on start; run this to migrate ahead of a deployment, or with
     /// `--status` to see which migrations are applied.
     Migrate(MigrateArgs),
+    /// Import statement files into an account (what POST /api/v1/imports does), with a progress bar.
+    Import(import::ImportArgs),
     /// Parse a statement file and print what it holds, without touching a database.
     Parse(parse::ParseArgs),
     /// Manage user accounts (for operators).
@@ -127,6 +130,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Command::Migrate(args) => migrate(config, args).await,
             Command::User(cmd) => user::run(config, cmd).await,
             Command::SeedDemo(args) => demo::run(config, args).await,
+            Command::Import(args) => import::run(config, args).await,
             Command::Parse(_) => unreachable!("handled before start-up"),
             Command::Bench(cmd) => bench::run(config, cmd).await,
         }

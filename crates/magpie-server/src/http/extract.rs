@@ -3,6 +3,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+
+use crate::app::AppState;
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -17,10 +19,10 @@ use crate::error::{AppError, FieldError};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -36,11 +38,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "Send the body as JSON with `Content-Type: application/json`.".to_owned(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        // JSON bodies have their own, smaller limit than file uploads (the router-wide one).
+        let limit = state.config.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(AppError::PayloadTooLarge);
+        }
+        let bytes: Bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if too_large {
                 AppError::PayloadTooLarge
             } else {
-                AppError::BadRequest(format!("Could not read the request body: {rejection}"))
+                AppError::BadRequest(format!("Could not read the request body: {e}"))
             }
         })?;
         parse_json(&bytes).map(ApiJson)

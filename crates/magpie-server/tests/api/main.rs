@@ -3,6 +3,7 @@
 mod auth;
 mod binary;
 mod errors;
+mod imports;
 mod lifecycle;
 mod logs;
 mod support;

@@ -159,6 +159,18 @@ impl TestApp {
         }
     }
 
+    /// Upload a file to `/api/v1/imports` with a query string.
+    pub async fn import(&self, token: &str, query: &str, body: &[u8]) -> TestResponse {
+        self.send(
+            Request::post(format!("/api/v1/imports?{query}"))
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(Body::from(body.to_vec()))
+                .unwrap(),
+        )
+        .await
+    }
+
     /// A request with a raw body and content type.
     pub async fn raw(
         &self,

@@ -45,6 +45,8 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
         .await
         .json();
     let deleted_id = deleted["id"].as_str().unwrap().to_owned();
+    let csv = "Date,Description,Amount\n2026-01-05,Owned import,-9.99\n";
+    let batch = app.import(&owner.access, "filename=owned.csv", csv.as_bytes()).await.json();
     app.authed(Method::DELETE, &format!("/api/v1/transactions/{deleted_id}"), &owner.access, None).await;
     vec![
         Resource {
@@ -60,6 +62,11 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
                 (Method::DELETE, "/api/v1/transactions/{id}", None),
             ],
             check: ("/api/v1/transactions", "id"),
+        },
+        Resource {
+            id: batch["batch_id"].as_str().unwrap().to_owned(),
+            routes: vec![(Method::GET, "/api/v1/imports/{id}", None), (Method::DELETE, "/api/v1/imports/{id}", None)],
+            check: ("/api/v1/imports", "id"),
         },
         Resource {
             id: deleted_id,

@@ -1,0 +1,524 @@
+//! The import pipeline: parse a statement file, turn its rows into ledger transactions, find the ones the
+//! ledger already has, and write the rest in one database transaction (all or nothing: a killed process
+//! leaves no partial batch). CSV files stream in chunks so a million-row file needs little memory.
+//!
+//! Dedup, in layers (docs/import.md): the file's own transaction id namespaced by account, then a
+//! fingerprint of account, date, amount, normalized description and occurrence index; both stay on
+//! soft-deleted rows. Fuzzy matches (same amount and type, a few days apart, similar text) are only ever
+//! shown as "possible duplicates" in a preview, never dropped.
+
+use std::collections::HashSet;
+
+use magpie_db::imports::{self, Candidate, Counts, ImportedRow};
+use magpie_db::transactions::NewTransaction;
+use magpie_db::{Db, DbTx};
+use magpie_domain::{Category, ImportBatchId, Money, Source, TransactionType, UserId};
+use magpie_import::csv::{self as csv_import, CsvOptions, Item, Layout};
+use magpie_import::fingerprint::{self, Occurrences};
+use magpie_import::{Format, ParseError, Row, Warning};
+use rust_decimal::RoundingStrategy;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Rows handled per dedup query and insert.
+const CHUNK: usize = 1_000;
+/// Rows shown in a preview.
+const PREVIEW_ROWS: usize = 500;
+/// Days apart that still make a "possible duplicate".
+const FUZZY_DAYS: u64 = 4;
+
+/// What to import and how.
+#[derive(Debug, Clone, Default)]
+pub struct ImportRequest {
+    /// Forced format (detected otherwise).
+    pub format: Option<Format>,
+    /// CSV options.
+    pub csv: CsvOptions,
+    /// Account to namespace dedup keys when the file does not name one.
+    pub account: Option<String>,
+    /// The uploaded file's name.
+    pub filename: Option<String>,
+    /// Preview only.
+    pub dry_run: bool,
+}
+
+/// Why a row is not imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RowStatus {
+    /// New: imported (or would be, in a preview).
+    New,
+    /// The ledger has a transaction with the same bank id.
+    DuplicateId,
+    /// The ledger has a transaction with the same fingerprint.
+    DuplicateFingerprint,
+    /// The same row appears earlier in this file with the same bank id.
+    RepeatedInFile,
+    /// Pending (not booked yet).
+    Pending,
+    /// Zero amount.
+    ZeroAmount,
+}
+
+/// A possible duplicate shown in a preview.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PossibleDuplicate {
+    /// The ledger transaction it resembles.
+    pub transaction_id: String,
+    /// Its date.
+    #[schema(value_type = String, format = Date)]
+    pub date: chrono::NaiveDate,
+    /// Its description.
+    pub description: String,
+}
+
+/// A row of a preview.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PreviewRow {
+    /// Line (or element) in the file.
+    pub line: usize,
+    /// Date.
+    #[schema(value_type = String, format = Date)]
+    pub date: chrono::NaiveDate,
+    /// Amount, positive.
+    pub amount: Money,
+    /// INCOME or EXPENSE.
+    #[serde(rename = "type")]
+    pub kind: TransactionType,
+    /// Description.
+    pub description: String,
+    /// What happens to it.
+    pub status: RowStatus,
+    /// Ledger transactions that look like the same payment (same amount and type, a few days apart,
+    /// similar text): shown, never dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub possible_duplicates: Vec<PossibleDuplicate>,
+}
+
+/// A row that could not be read, by line.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RowError {
+    /// Line (or element) in the file.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What an import did (or, for a dry run, would do).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportReport {
+    /// The batch, when committed.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub batch_id: Option<ImportBatchId>,
+    /// Whether this was a preview.
+    pub dry_run: bool,
+    /// Detected or given format.
+    #[schema(value_type = String)]
+    pub format: Format,
+    /// Character encoding read.
+    pub encoding: String,
+    /// For CSV: the layout detected or given (delimiter, header line, columns, mapping, date format).
+    #[schema(value_type = Option<Object>)]
+    pub csv_layout: Option<Layout>,
+    /// Rows read from the file.
+    pub rows_read: usize,
+    /// New transactions.
+    pub imported: usize,
+    /// Rows the ledger already has.
+    pub duplicates: usize,
+    /// Rows left out on purpose (pending, zero amount).
+    pub skipped: usize,
+    /// New rows that resemble a ledger transaction (imported anyway; check them).
+    pub possible_duplicates: usize,
+    /// Rows that could not be read, with their lines.
+    pub errors: Vec<RowError>,
+    /// Notes (amounts rounded to cents, ...).
+    pub warnings: Vec<RowError>,
+    /// The first rows with what happens to each (preview only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<PreviewRow>,
+}
+
+/// Why an import failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file cannot be read.
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] magpie_db::DbError),
+}
+
+/// A row on its way into the ledger.
+struct Pending {
+    line: usize,
+    row: ImportedRow,
+}
+
+/// Amounts become positive with the direction in the type; more than two decimals (investment files,
+/// 3-decimal currencies) are rounded to cents with a warning, because the ledger keeps cents.
+fn to_transaction(row: &Row, warnings: &mut Vec<RowError>) -> Result<NewTransaction, String> {
+    let mut amount = row.amount;
+    if amount.normalize().scale() > 2 {
+        let rounded = amount.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
+        warnings.push(RowError { line: row.line, message: format!("amount {amount} rounded to {rounded}") });
+        amount = rounded;
+    }
+    let kind = if amount.is_sign_negative() { TransactionType::Expense } else { TransactionType::Income };
+    let money = Money::from_decimal(amount.abs()).map_err(|e| e.to_string())?;
+    let money = magpie_domain::input::transaction_amount(money).map_err(|e| e.to_string())?;
+    let date = magpie_domain::input::check_date(row.date).map_err(|e| e.to_string())?;
+    let text: String = row.description.chars().take(magpie_domain::input::MAX_DESCRIPTION_CHARS).collect();
+    let description = magpie_domain::input::description(&text)
+        .or_else(|_| magpie_domain::input::description("(no description)"))
+        .map_err(|e| e.to_string())?;
+    Ok(NewTransaction {
+        amount: money,
+        date,
+        description,
+        category: Category::uncategorized(),
+        kind,
+        source: Source::FileImport,
+        confidence_score: None,
+        connection_id: None,
+    })
+}
+
+/// Pulls rows out of the file in chunks: streaming for CSV, from the parsed statements otherwise.
+enum RowSource<'a> {
+    Csv(Box<csv_import::Rows<'a>>),
+    Parsed(std::vec::IntoIter<(String, Row)>),
+}
+
+/// Counts and notes collected while reading.
+#[derive(Default)]
+struct Tally {
+    rows_read: usize,
+    skipped: usize,
+    errors: Vec<RowError>,
+    warnings: Vec<RowError>,
+}
+
+/// Everything that stays the same for the whole file.
+struct Context {
+    account_override: Option<String>,
+    occurrences: std::collections::HashMap<String, Occurrences>,
+    /// External keys seen in this file, with what the row said.
+    seen_external: std::collections::HashMap<String, String>,
+}
+
+/// Date, amount and normalized description: what must agree for two rows with the same bank id to be
+/// the same transaction.
+fn content_key(row: &ImportedRow) -> String {
+    format!("{}|{}|{}", row.tx.date, row.tx.amount, fingerprint::normalize_description(&row.tx.description))
+}
+
+impl Context {
+    fn keys(&mut self, account: &str, row: &Row) -> (Option<String>, String) {
+        let account = self.account_override.clone().unwrap_or_else(|| account.to_owned());
+        let occurrence = self.occurrences.entry(account.clone()).or_default().next(row);
+        let fp = fingerprint::fingerprint(&account, row.date, row.amount, &row.description, occurrence);
+        let ext = row.external_id.as_deref().map(|id| fingerprint::external_key(&account, id));
+        (ext, fp)
+    }
+}
+
+/// Run an import (or its preview). `progress` is called with the number of rows read so far.
+pub async fn run(
+    db: &Db,
+    user: UserId,
+    bytes: &[u8],
+    request: &ImportRequest,
+    mut progress: impl FnMut(usize),
+) -> Result<ImportReport, ImportError> {
+    let format = match request.format {
+        Some(f) => f,
+        None => magpie_import::detect(bytes, request.filename.as_deref())
+            .ok_or_else(|| ParseError::Unrecognized("not CSV, OFX/QFX, QIF, CAMT or MT940".into()))?,
+    };
+    if bytes.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
+        return Err(ParseError::Empty("the file has no content".into()).into());
+    }
+    let mut tally = Tally::default();
+    let decoded;
+    let (mut source, encoding, csv_layout) = if format == Format::Csv {
+        let (text, encoding) = csv_import::decode(bytes, &request.csv);
+        decoded = text;
+        let layout = csv_import::detect_layout(&decoded, &request.csv)?;
+        (RowSource::Csv(Box::new(csv_import::Rows::new(&decoded, layout.clone()))), encoding.to_owned(), Some(layout))
+    } else {
+        let options = magpie_import::Options { format: Some(format), csv: request.csv.clone() };
+        let parsed = magpie_import::parse(bytes, &options, request.filename.as_deref())?;
+        for Warning { line, message } in &parsed.warnings {
+            tally.warnings.push(RowError { line: *line, message: message.clone() });
+        }
+        let rows: Vec<(String, Row)> = parsed
+            .statements
+            .into_iter()
+            .flat_map(|s| {
+                let key = s.account.key();
+                s.rows.into_iter().map(move |r| (key.clone(), r))
+            })
+            .collect();
+        (RowSource::Parsed(rows.into_iter()), parsed.encoding.to_owned(), None)
+    };
+    let csv_account = request.csv.account.clone().unwrap_or_default();
+    let mut ctx = Context {
+        account_override: request.account.clone(),
+        occurrences: Default::default(),
+        seen_external: Default::default(),
+    };
+    let mut tx: Option<DbTx> = None;
+    let mut batch = None;
+    if !request.dry_run {
+        let mut t = db.begin().await?;
+        let b =
+            imports::create_batch(t.c(), user, request.filename.as_deref(), format.as_str(), Some(&encoding)).await?;
+        batch = Some(b.id);
+        tx = Some(t);
+    }
+    let mut report = ImportReport {
+        batch_id: batch,
+        dry_run: request.dry_run,
+        format,
+        encoding: encoding.clone(),
+        csv_layout,
+        rows_read: 0,
+        imported: 0,
+        duplicates: 0,
+        skipped: 0,
+        possible_duplicates: 0,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        rows: Vec::new(),
+    };
+    loop {
+        // Read a chunk.
+        let mut chunk: Vec<Pending> = Vec::with_capacity(CHUNK);
+        let mut preview_skips: Vec<PreviewRow> = Vec::new();
+        while chunk.len() < CHUNK {
+            let next: Option<(String, Row)> = match &mut source {
+                RowSource::Csv(rows) => match rows.next() {
+                    None => None,
+                    Some(Err(e)) => return Err(e.into()),
+                    Some(Ok(Item::Row(r))) => Some((csv_account.clone(), r)),
+                    Some(Ok(Item::Skipped(w))) => {
+                        tally.rows_read += 1;
+                        if w.message.starts_with("zero amount") {
+                            tally.skipped += 1;
+                        } else {
+                            tally.errors.push(RowError { line: w.line, message: w.message });
+                        }
+                        continue;
+                    }
+                },
+                RowSource::Parsed(it) => it.next(),
+            };
+            let Some((account, row)) = next else { break };
+            tally.rows_read += 1;
+            if row.pending || row.amount.is_zero() {
+                tally.skipped += 1;
+                if request.dry_run && report.rows.len() + preview_skips.len() < PREVIEW_ROWS {
+                    preview_skips.push(PreviewRow {
+                        line: row.line,
+                        date: row.date,
+                        amount: Money::from_decimal(row.amount.abs().round_dp(2)).unwrap_or(Money::ZERO),
+                        kind: if row.amount.is_sign_negative() {
+                            TransactionType::Expense
+                        } else {
+                            TransactionType::Income
+                        },
+                        description: row.description.clone(),
+                        status: if row.pending { RowStatus::Pending } else { RowStatus::ZeroAmount },
+                        possible_duplicates: Vec::new(),
+                    });
+                }
+                continue;
+            }
+            match to_transaction(&row, &mut tally.warnings) {
+                Ok(t) => {
+                    let (external_key, fingerprint) = ctx.keys(&account, &row);
+                    chunk.push(Pending { line: row.line, row: ImportedRow { tx: t, external_key, fingerprint } });
+                }
+                Err(why) => tally.errors.push(RowError { line: row.line, message: why }),
+            }
+        }
+        report.rows.extend(preview_skips);
+        if chunk.is_empty() {
+            break;
+        }
+        progress(tally.rows_read);
+        // Dedup against the ledger.
+        let keys: Vec<String> = chunk
+            .iter()
+            .flat_map(|p| p.row.external_key.iter().cloned().chain(std::iter::once(p.row.fingerprint.clone())))
+            .collect();
+        let existing = match &mut tx {
+            Some(t) => imports::existing_keys(t.c(), user, &keys).await?,
+            None => {
+                let mut c = db.conn().await?;
+                imports::existing_keys(c.c(), user, &keys).await?
+            }
+        };
+        let mut fresh: Vec<ImportedRow> = Vec::with_capacity(chunk.len());
+        let mut statuses = Vec::with_capacity(chunk.len());
+        for p in &mut chunk {
+            let mut status = match &p.row.external_key {
+                Some(k) if existing.contains(k) => RowStatus::DuplicateId,
+                _ if existing.contains(&p.row.fingerprint) => RowStatus::DuplicateFingerprint,
+                _ => RowStatus::New,
+            };
+            if status == RowStatus::New
+                && let Some(k) = p.row.external_key.clone()
+            {
+                match ctx.seen_external.get(&k) {
+                    // The same bank id twice in one file (a zip holding a statement twice): the same
+                    // transaction if the rows agree; otherwise the bank reused an id and only the
+                    // fingerprint can tell the rows apart.
+                    Some(first) if *first == content_key(&p.row) => status = RowStatus::RepeatedInFile,
+                    Some(_) => p.row.external_key = None,
+                    None => {
+                        ctx.seen_external.insert(k, content_key(&p.row));
+                    }
+                }
+            }
+            if status == RowStatus::New {
+                fresh.push(p.row.clone());
+            }
+            statuses.push(status);
+        }
+        report.duplicates += statuses.iter().filter(|s| **s != RowStatus::New).count();
+        if request.dry_run {
+            let fuzzy = possible_duplicates(db, user, &chunk, &statuses).await?;
+            report.possible_duplicates += fuzzy.iter().filter(|f| !f.is_empty()).count();
+            for ((p, status), dupes) in chunk.iter().zip(statuses).zip(fuzzy) {
+                if report.rows.len() >= PREVIEW_ROWS {
+                    break;
+                }
+                report.rows.push(PreviewRow {
+                    line: p.line,
+                    date: p.row.tx.date,
+                    amount: p.row.tx.amount,
+                    kind: p.row.tx.kind,
+                    description: p.row.tx.description.clone(),
+                    status,
+                    possible_duplicates: dupes,
+                });
+            }
+            report.imported += fresh.len();
+        } else if let Some(t) = &mut tx {
+            let n = imports::insert_imported(t.c(), user, batch, &fresh).await?;
+            report.imported += n as usize;
+        }
+    }
+    report.rows_read = tally.rows_read;
+    report.skipped = tally.skipped;
+    report.errors = tally.errors;
+    report.warnings = tally.warnings;
+    report.rows.sort_by_key(|r| r.line);
+    if let (Some(mut t), Some(b)) = (tx, batch) {
+        let counts = Counts {
+            rows_read: report.rows_read as i64,
+            imported: report.imported as i64,
+            duplicates: report.duplicates as i64,
+            skipped: report.skipped as i64,
+            errors: report.errors.len() as i64,
+        };
+        imports::finish_batch(t.c(), b, counts).await?;
+        t.commit().await?;
+    }
+    Ok(report)
+}
+
+/// Words of a description, for the "similar text" test of possible duplicates.
+fn words(s: &str) -> HashSet<String> {
+    fingerprint::normalize_description(s).split(' ').filter(|w| w.len() > 1).map(str::to_owned).collect()
+}
+
+fn similar(a: &str, b: &str) -> bool {
+    let (wa, wb) = (words(a), words(b));
+    if wa.is_empty() || wb.is_empty() {
+        return false;
+    }
+    let common = wa.intersection(&wb).count();
+    common * 3 >= wa.len().min(wb.len())
+}
+
+/// For each new row of a chunk: ledger transactions of the same amount and type within a few days whose
+/// text is similar (the same payment imported from another file or format).
+async fn possible_duplicates(
+    db: &Db,
+    user: UserId,
+    chunk: &[Pending],
+    statuses: &[RowStatus],
+) -> Result<Vec<Vec<PossibleDuplicate>>, ImportError> {
+    let new: Vec<&Pending> =
+        chunk.iter().zip(statuses).filter(|(_, s)| **s == RowStatus::New).map(|(p, _)| p).collect();
+    let mut out = vec![Vec::new(); chunk.len()];
+    let (Some(min), Some(max)) = (new.iter().map(|p| p.row.tx.date).min(), new.iter().map(|p| p.row.tx.date).max())
+    else {
+        return Ok(out);
+    };
+    let mut amounts: Vec<Money> = new.iter().map(|p| p.row.tx.amount).collect();
+    amounts.sort();
+    amounts.dedup();
+    let mut c = db.conn().await?;
+    let from = min - chrono::Days::new(FUZZY_DAYS);
+    let to = max + chrono::Days::new(FUZZY_DAYS);
+    let found: Vec<Candidate> = imports::candidates(c.c(), user, from, to, &amounts).await?;
+    for (i, (p, status)) in chunk.iter().zip(statuses).enumerate() {
+        if *status != RowStatus::New {
+            continue;
+        }
+        for cand in &found {
+            let days = (cand.date - p.row.tx.date).num_days().abs();
+            if cand.amount == p.row.tx.amount
+                && cand.kind == p.row.tx.kind
+                && days <= FUZZY_DAYS as i64
+                && similar(&cand.description, &p.row.tx.description)
+            {
+                out[i].push(PossibleDuplicate {
+                    transaction_id: cand.id.to_string(),
+                    date: cand.date,
+                    description: cand.description.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn similar_texts_share_words() {
+        assert!(similar("STARBUCKS STORE 1234 SEATTLE", "Starbucks Store"));
+        assert!(!similar("STARBUCKS", "SHELL OIL"));
+    }
+
+    #[test]
+    fn extra_decimals_are_rounded_with_a_warning() {
+        let row = Row {
+            line: 3,
+            date: "2024-01-02".parse().unwrap(),
+            value_date: None,
+            amount: Decimal::new(1158331, 4),
+            currency: None,
+            description: "x".into(),
+            payee: None,
+            memo: None,
+            external_id: None,
+            kind: None,
+            pending: false,
+        };
+        let mut w = Vec::new();
+        let t = to_transaction(&row, &mut w).unwrap();
+        assert_eq!(t.amount.to_string(), "115.83");
+        assert_eq!(t.kind, TransactionType::Income);
+        assert_eq!(w.len(), 1);
+    }
+}
