@@ -304,6 +304,33 @@ impl Db {
         Ok(tx)
     }
 
+    /// Begin a read-only transaction: one consistent view of the data for several reads, without taking
+    /// SQLite's write lock.
+    pub async fn begin_read(&self) -> Result<DbTx> {
+        let started = Instant::now();
+        let tx = match self {
+            Db::Sqlite(p) => DbTx::Sqlite(p.begin_with("BEGIN DEFERRED").await?),
+            Db::Postgres(p) => DbTx::Postgres(p.begin_with("BEGIN READ ONLY").await?),
+        };
+        metrics::histogram!("magpie_db_pool_acquire_seconds").record(started.elapsed().as_secs_f64());
+        Ok(tx)
+    }
+
+    /// Refresh planner statistics (and, on PostgreSQL, the visibility map), as autovacuum and SQLite's
+    /// `PRAGMA optimize` do in the background after bulk changes.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        let mut conn = self.conn().await?;
+        match conn.c() {
+            Conn::Sqlite(c) => {
+                sqlx::query("pragma optimize").execute(&mut *c).await?;
+            }
+            Conn::Postgres(c) => {
+                sqlx::query("vacuum (analyze) transactions").execute(&mut *c).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Round trip to the database (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
         let mut conn = self.conn().await?;
@@ -372,6 +399,67 @@ impl Db {
         on_conn!(conn.c(), c => {
             sqlx::query("analyze").execute(&mut *c).await?;
         });
+        Ok(())
+    }
+}
+
+/// Scratch databases for benchmarks that must compare two fresh, identical tables in one run.
+impl Db {
+    /// A new, migrated database next to the one `base` points at: a new file in a temporary folder for
+    /// SQLite (the folder is returned and must be kept alive), a new database on the same server for
+    /// PostgreSQL (dropped with [`Db::drop_scratch`]).
+    pub async fn scratch(base: &DbOptions, name: &str) -> Result<(Db, DbOptions)> {
+        let opts = match Engine::from_url(&base.url)? {
+            Engine::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("magpie-scratch-{name}-{}", uuid::Uuid::new_v4().simple()));
+                create_dir(&dir)?;
+                DbOptions { url: format!("sqlite://{}", dir.join("scratch.db").display()), ..base.clone() }
+            }
+            Engine::Postgres => {
+                let admin = Db::connect(&DbOptions { max_connections: 1, ..base.clone() }).await?;
+                let db_name = format!("magpie_scratch_{name}_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = admin.conn().await?;
+                on_conn!(conn.c(), c => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("create database {db_name}"))).execute(&mut *c).await?;
+                });
+                drop(conn);
+                admin.close().await;
+                let mut co = base.url.clone();
+                let (head, _) =
+                    co.rsplit_once('/').ok_or_else(|| DbError::Config("database URL has no database name".into()))?;
+                co = format!("{head}/{db_name}");
+                DbOptions { url: co, ..base.clone() }
+            }
+        };
+        let db = Db::connect(&opts).await?;
+        db.migrate().await?;
+        Ok((db, opts))
+    }
+
+    /// Remove a scratch database made by [`Db::scratch`].
+    pub async fn drop_scratch(self, base: &DbOptions, scratch: &DbOptions) -> Result<()> {
+        self.close().await;
+        match Engine::from_url(&scratch.url)? {
+            Engine::Sqlite => {
+                let path = scratch.url.trim_start_matches("sqlite://");
+                if let Some(dir) = Path::new(path).parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+            Engine::Postgres => {
+                let name =
+                    scratch.url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().to_owned();
+                if name.starts_with("magpie_scratch_") {
+                    let admin = Db::connect(&DbOptions { max_connections: 1, ..base.clone() }).await?;
+                    let mut conn = admin.conn().await?;
+                    on_conn!(conn.c(), c => {
+                        sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {name}"))).execute(&mut *c).await?;
+                    });
+                    drop(conn);
+                    admin.close().await;
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -13,13 +13,13 @@ use crate::number::{self, DecimalMark};
 use crate::tree::{Node, build};
 use crate::{Account, Balance, Format, ParseError, ParsedFile, Row, Statement, Warning};
 
-fn date_of(node: Option<&Node>) -> Option<NaiveDate> {
+fn date_of(node: Option<&Node<'_>>) -> Option<NaiveDate> {
     let n = node?;
     let raw = n.child_text("Dt").or_else(|| n.child_text("DtTm")).or_else(|| n.value())?;
     NaiveDate::parse_from_str(raw.get(..10)?, "%Y-%m-%d").ok()
 }
 
-fn amount_of(node: Option<&Node>) -> Option<Decimal> {
+fn amount_of(node: Option<&Node<'_>>) -> Option<Decimal> {
     number::parse_amount(node?.value()?, DecimalMark::Point)
 }
 
@@ -30,11 +30,11 @@ fn signed(amount: Decimal, indicator: Option<&str>, reversal: bool) -> Decimal {
     if credit { amount.abs() } else { -amount.abs() }
 }
 
-fn status(entry: &Node) -> Option<&str> {
+fn status<'n>(entry: &'n Node<'_>) -> Option<&'n str> {
     entry.child("Sts").and_then(|s| s.child_text("Cd").or_else(|| s.value()))
 }
 
-fn party_name(tx: &Node, role: &str) -> Option<String> {
+fn party_name(tx: &Node<'_>, role: &str) -> Option<String> {
     let rp = tx.child("RltdPties")?;
     let p = rp.child(role)?;
     p.child_text("Nm").or_else(|| p.path_text(&["Pty", "Nm"])).map(str::to_owned).or_else(|| {
@@ -44,7 +44,7 @@ fn party_name(tx: &Node, role: &str) -> Option<String> {
     })
 }
 
-fn remittance(tx: &Node) -> Option<String> {
+fn remittance(tx: &Node<'_>) -> Option<String> {
     let rmt = tx.child("RmtInf")?;
     let mut parts: Vec<String> =
         rmt.children.iter().filter(|c| c.name == "Ustrd").filter_map(|c| c.value().map(str::to_owned)).collect();
@@ -56,7 +56,7 @@ fn remittance(tx: &Node) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
-fn tx_reference(tx: &Node) -> Option<String> {
+fn tx_reference(tx: &Node<'_>) -> Option<String> {
     let refs = tx.child("Refs")?;
     ["AcctSvcrRef", "TxId", "EndToEndId", "InstrId", "MsgId"]
         .iter()
@@ -64,7 +64,7 @@ fn tx_reference(tx: &Node) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn bank_code(entry: &Node) -> Option<String> {
+fn bank_code(entry: &Node<'_>) -> Option<String> {
     let b = entry.child("BkTxCd")?;
     if let Some(d) = b.child("Domn") {
         let parts = [d.child_text("Cd"), d.path_text(&["Fmly", "Cd"]), d.path_text(&["Fmly", "SubFmlyCd"])];
@@ -77,7 +77,7 @@ fn bank_code(entry: &Node) -> Option<String> {
 }
 
 fn entry_rows(
-    entry: &Node,
+    entry: &Node<'_>,
     currency: Option<&str>,
     fallback_date: Option<NaiveDate>,
     warnings: &mut Vec<Warning>,
@@ -119,7 +119,7 @@ fn entry_rows(
     let entry_ref = entry.child_text("AcctSvcrRef").or_else(|| entry.child_text("NtryRef")).map(str::to_owned);
     let additional = entry.child_text("AddtlNtryInf");
     let kind = bank_code(entry);
-    let make = |tx: Option<&Node>, amount: Decimal, external_id: Option<String>| -> Row {
+    let make = |tx: Option<&Node<'_>>, amount: Decimal, external_id: Option<String>| -> Row {
         let counterparty =
             tx.and_then(|t| if amount > Decimal::ZERO { party_name(t, "Dbtr") } else { party_name(t, "Cdtr") });
         let memo = tx.and_then(remittance).or_else(|| tx.and_then(|t| t.child_text("AddtlTxInf")).map(str::to_owned));
@@ -179,7 +179,7 @@ fn entry_rows(
     vec![make(tx, total, id)]
 }
 
-fn balance(stmt: &Node, codes: &[&str]) -> Option<Balance> {
+fn balance(stmt: &Node<'_>, codes: &[&str]) -> Option<Balance> {
     for code in codes {
         for b in stmt.children.iter().filter(|c| c.name == "Bal") {
             let c = b.path_text(&["Tp", "CdOrPrtry", "Cd"]).or_else(|| b.path_text(&["Tp", "CdOrPrtry", "Prtry"]));
@@ -194,7 +194,7 @@ fn balance(stmt: &Node, codes: &[&str]) -> Option<Balance> {
     None
 }
 
-fn statement_of(stmt: &Node, warnings: &mut Vec<Warning>) -> Statement {
+fn statement_of(stmt: &Node<'_>, warnings: &mut Vec<Warning>) -> Statement {
     let acct = stmt.child("Acct");
     let id = acct.and_then(|a| a.path_text(&["Id", "IBAN"]).or_else(|| a.path_text(&["Id", "Othr", "Id"])));
     let currency = acct.and_then(|a| a.child_text("Ccy"));

@@ -986,7 +986,7 @@ fn row_of(layout: &Layout, rec: &::csv::StringRecord, line: usize) -> Result<Opt
         currency: field(rec, m.currency).map(str::to_owned),
         description: if text.is_empty() { "(no description)".to_owned() } else { text },
         payee: payee.map(str::to_owned),
-        memo: memo.or(description).map(str::to_owned),
+        memo: memo.map(str::to_owned),
         external_id: field(rec, m.reference).map(str::to_owned),
         kind: None,
         pending: false,

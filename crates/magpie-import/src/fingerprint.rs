@@ -58,10 +58,11 @@ pub fn fingerprint(account: &str, date: NaiveDate, amount: Decimal, description:
 }
 
 /// Occurrence indexes for rows in file order: the n-th row with the same (date, amount, normalized
-/// description) gets n.
+/// description) gets n. Keyed by a 128-bit hash rather than the text so that a million-row file costs
+/// tens of megabytes here, not hundreds.
 #[derive(Debug, Default)]
 pub struct Occurrences {
-    seen: HashMap<(NaiveDate, Decimal, String), usize>,
+    seen: HashMap<u128, u32>,
 }
 
 impl Occurrences {
@@ -72,11 +73,15 @@ impl Occurrences {
 
     /// The index of this row among identical rows seen so far.
     pub fn next(&mut self, row: &Row) -> usize {
-        let key = (row.date, row.amount.normalize(), normalize_description(&row.description));
+        let digest = Sha256::digest(
+            format!("{}\u{1f}{}\u{1f}{}", row.date, row.amount.normalize(), normalize_description(&row.description))
+                .as_bytes(),
+        );
+        let key = u128::from_le_bytes(digest[..16].try_into().expect("16 bytes"));
         let n = self.seen.entry(key).or_insert(0);
         let current = *n;
         *n += 1;
-        current
+        current as usize
     }
 }
 

@@ -285,15 +285,28 @@ pub fn parse(bytes: &[u8], options: &Options, filename: Option<&str>) -> Result<
 }
 
 /// Join non-empty text parts with " / ", trimming and collapsing whitespace: the description shown for
-/// a row with a payee and a memo.
+/// a row with a payee and a memo. A part already contained in an earlier one is left out.
 pub fn join_description(parts: &[Option<&str>]) -> String {
     let mut out: Vec<String> = Vec::new();
     for p in parts.iter().flatten() {
-        let clean = p.split_whitespace().collect::<Vec<_>>().join(" ");
+        let clean = collapse_whitespace(p);
         if clean.is_empty() || out.iter().any(|o| o.eq_ignore_ascii_case(&clean) || o.contains(&clean)) {
             continue;
         }
         out.push(clean);
     }
-    out.join(" / ")
+    match out.len() {
+        0 => String::new(),
+        1 => out.pop().expect("one part"),
+        _ => out.join(" / "),
+    }
+}
+
+/// Trim and turn every run of whitespace into one space (without allocating twice when there is none).
+pub fn collapse_whitespace(s: &str) -> String {
+    let t = s.trim();
+    let clean = !t.as_bytes().windows(2).any(|w| w[0].is_ascii_whitespace() && w[1].is_ascii_whitespace())
+        && !t.bytes().any(|b| b.is_ascii_whitespace() && b != b' ')
+        && t.is_ascii();
+    if clean { t.to_owned() } else { t.split_whitespace().collect::<Vec<_>>().join(" ") }
 }

@@ -45,7 +45,7 @@ fn parse_ofx_amount(raw: &str) -> Option<Decimal> {
     number::parse_amount(s, DecimalMark::Auto)
 }
 
-fn account_of(stmt: &Node) -> Account {
+fn account_of(stmt: &Node<'_>) -> Account {
     let from = stmt.find("BANKACCTFROM").or_else(|| stmt.find("CCACCTFROM")).or_else(|| stmt.find("INVACCTFROM"));
     Account {
         id: from.and_then(|f| f.child_text("ACCTID")).map(str::to_owned),
@@ -55,14 +55,14 @@ fn account_of(stmt: &Node) -> Account {
     }
 }
 
-fn balance_of(stmt: &Node, name: &str) -> Option<Balance> {
+fn balance_of(stmt: &Node<'_>, name: &str) -> Option<Balance> {
     let b = stmt.children.iter().find(|c| c.name == name).or_else(|| stmt.find(name))?;
     let amount = parse_ofx_amount(b.text_of("BALAMT")?)?;
     Some(Balance { amount, date: b.text_of("DTASOF").and_then(parse_date) })
 }
 
 /// A bank or card transaction (`STMTTRN`).
-fn bank_row(t: &Node, warnings: &mut Vec<Warning>) -> Option<Row> {
+fn bank_row(t: &Node<'_>, warnings: &mut Vec<Warning>) -> Option<Row> {
     let date = t.text_of("DTPOSTED").and_then(parse_date).or_else(|| t.text_of("DTUSER").and_then(parse_date));
     let Some(date) = date else {
         warnings.push(Warning { line: t.line, message: "transaction without a valid DTPOSTED: skipped".into() });
@@ -122,7 +122,7 @@ const INVEST_KINDS: &[&str] = &[
     "CLOSUREOPT",
 ];
 
-fn invest_row(kind: &str, t: &Node, securities: &[(String, String)], warnings: &mut Vec<Warning>) -> Option<Row> {
+fn invest_row(kind: &str, t: &Node<'_>, securities: &[(String, String)], warnings: &mut Vec<Warning>) -> Option<Row> {
     let date = t.text_of("DTTRADE").and_then(parse_date).or_else(|| t.text_of("DTSETTLE").and_then(parse_date));
     let Some(date) = date else {
         warnings.push(Warning { line: t.line, message: format!("{kind} without a trade date: skipped") });
@@ -211,8 +211,8 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFile, ParseError> {
                 s.rows.push(r);
             }
         }
-        if let Some(list) = stmt.find("INVTRANLIST") {
-            let mut found: Vec<(&str, &Node)> = Vec::new();
+        if let Some(list) = (stmt.name == "INVSTMTRS").then(|| stmt.child("INVTRANLIST")).flatten() {
+            let mut found: Vec<(&str, &Node<'_>)> = Vec::new();
             for kind in INVEST_KINDS {
                 let mut v = Vec::new();
                 list.find_all(kind, &mut v);

@@ -4,26 +4,29 @@
 //! dropped, and comments, processing instructions and CDATA are handled. Broken markup is read as far as
 //! it makes sense rather than refused: the parsers decide what is missing.
 
+use std::borrow::Cow;
+
 use crate::ParseError;
 
-/// An element.
+/// An element. Names and text borrow from the input where they can (most of a large file), so building
+/// the tree allocates little beyond the nodes themselves.
 #[derive(Debug, Default)]
-pub struct Node {
+pub struct Node<'a> {
     /// Local name (upper-cased for OFX).
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// Attributes, local names.
     pub attrs: Vec<(String, String)>,
     /// Text content (entities decoded).
-    pub text: Option<String>,
+    pub text: Option<Cow<'a, str>>,
     /// Child elements in document order.
-    pub children: Vec<Node>,
+    pub children: Vec<Node<'a>>,
     /// 1-based line where the element starts.
     pub line: usize,
 }
 
-impl Node {
+impl<'a> Node<'a> {
     /// First descendant (depth-first) with this name.
-    pub fn find(&self, name: &str) -> Option<&Node> {
+    pub fn find(&self, name: &str) -> Option<&Node<'a>> {
         for c in &self.children {
             if c.name == name {
                 return Some(c);
@@ -36,7 +39,7 @@ impl Node {
     }
 
     /// All descendants with this name, not looking inside matches.
-    pub fn find_all<'a>(&'a self, name: &str, out: &mut Vec<&'a Node>) {
+    pub fn find_all<'s>(&'s self, name: &str, out: &mut Vec<&'s Node<'a>>) {
         for c in &self.children {
             if c.name == name {
                 out.push(c);
@@ -47,12 +50,12 @@ impl Node {
     }
 
     /// A direct child.
-    pub fn child(&self, name: &str) -> Option<&Node> {
+    pub fn child(&self, name: &str) -> Option<&Node<'a>> {
         self.children.iter().find(|c| c.name == name)
     }
 
     /// Follow a path of direct children.
-    pub fn path(&self, names: &[&str]) -> Option<&Node> {
+    pub fn path(&self, names: &[&str]) -> Option<&Node<'a>> {
         let mut n = self;
         for name in names {
             n = n.child(name)?;
@@ -67,17 +70,17 @@ impl Node {
 
     /// Text of the first descendant with this name.
     pub fn text_of(&self, name: &str) -> Option<&str> {
-        self.find(name).and_then(Node::value)
+        self.find(name).and_then(|n| n.value())
     }
 
     /// Text of a direct child.
     pub fn child_text(&self, name: &str) -> Option<&str> {
-        self.child(name).and_then(Node::value)
+        self.child(name).and_then(|n| n.value())
     }
 
     /// Text at a path of direct children.
     pub fn path_text(&self, names: &[&str]) -> Option<&str> {
-        self.path(names).and_then(Node::value)
+        self.path(names).and_then(|n| n.value())
     }
 
     /// An attribute's value.
@@ -86,8 +89,16 @@ impl Node {
     }
 }
 
-/// Decode `&amp;`-style entities (twice when a file escaped them twice, as some banks do).
-pub fn unescape(s: &str) -> String {
+/// Decode `&amp;`-style entities (twice when a file escaped them twice, as some banks do). Borrows when
+/// there is nothing to decode.
+pub fn unescape(s: &str) -> Cow<'_, str> {
+    if !s.contains('&') {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(unescape_owned(s))
+}
+
+fn unescape_owned(s: &str) -> String {
     fn once(s: &str) -> String {
         if !s.contains('&') {
             return s.to_owned();
@@ -141,17 +152,17 @@ fn local(name: &str) -> &str {
     name.rsplit(':').next().unwrap_or(name)
 }
 
-/// Split `Amt Ccy="EUR"` into the name and attributes; `None` when it is not a tag at all (a literal
-/// `<` in text).
-fn parse_tag(raw: &str) -> Option<(String, Vec<(String, String)>)> {
+/// Split `Amt Ccy="EUR"` into the local name and attributes; `None` when it is not a tag at all (a
+/// literal `<` in text). Borrows: most tags have no attributes and an upper-case name already.
+fn parse_tag(raw: &str) -> Option<(&str, Vec<(String, String)>)> {
     let body = raw.trim_start_matches('/').trim_end_matches('/').trim();
     let (name, rest) = match body.find(|c: char| c.is_whitespace()) {
         Some(i) => (&body[..i], &body[i..]),
         None => (body, ""),
     };
     let valid = !name.is_empty()
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+        && name.as_bytes()[0].is_ascii_alphabetic() | (name.as_bytes()[0] == b'_')
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'));
     if !valid {
         return None;
     }
@@ -166,38 +177,93 @@ fn parse_tag(raw: &str) -> Option<(String, Vec<(String, String)>)> {
             return None;
         }
         let end = after[1..].find(quote)? + 1;
-        attrs.push((local(key).to_owned(), unescape(&after[1..end])));
+        attrs.push((local(key).to_owned(), unescape(&after[1..end]).into_owned()));
         r = after[end + 1..].trim_start();
     }
-    Some((local(name).to_owned(), attrs))
+    Some((local(name), attrs))
 }
 
-fn attach(stack: &mut [Node], root: &mut Node, node: Node) {
+fn attach<'a>(stack: &mut [Node<'a>], root: &mut Node<'a>, node: Node<'a>) {
     match stack.last_mut() {
         Some(parent) => parent.children.push(node),
         None => root.children.push(node),
     }
 }
 
+/// Text between tags: a slice of the input in the common case (one run of text), owned when it was
+/// assembled from pieces (CDATA, a literal `<`).
+#[derive(Default)]
+struct Pending {
+    start: usize,
+    end: usize,
+    owned: Option<String>,
+}
+
+impl Pending {
+    fn push_slice(&mut self, body: &str, start: usize, end: usize) {
+        match &mut self.owned {
+            Some(o) => o.push_str(&body[start..end]),
+            None if self.start == self.end => {
+                self.start = start;
+                self.end = end;
+            }
+            None if self.end == start => self.end = end,
+            None => {
+                let mut o = body[self.start..self.end].to_owned();
+                o.push_str(&body[start..end]);
+                self.owned = Some(o);
+            }
+        }
+    }
+
+    fn push_str(&mut self, body: &str, s: &str) {
+        let o = self.owned.get_or_insert_with(|| body[self.start..self.end].to_owned());
+        o.push_str(s);
+    }
+
+    fn take<'b>(&mut self, body: &'b str) -> Cow<'b, str> {
+        let out = match self.owned.take() {
+            Some(o) => std::borrow::Cow::Owned(o),
+            None => std::borrow::Cow::Borrowed(&body[self.start..self.end]),
+        };
+        self.start = 0;
+        self.end = 0;
+        out
+    }
+}
+
 /// Build the element tree of `body` (whose first line is `first_line` of the file). `upper` upper-cases
 /// names (OFX is case-insensitive).
-pub fn build(body: &str, first_line: usize, upper: bool) -> Result<Node, ParseError> {
+pub fn build<'a>(body: &'a str, first_line: usize, upper: bool) -> Result<Node<'a>, ParseError> {
     let mut root = Node { name: "#root".into(), ..Node::default() };
-    let mut stack: Vec<Node> = Vec::new();
+    let mut stack: Vec<Node<'a>> = Vec::new();
     let bytes = body.as_bytes();
     let mut i = 0;
     let mut line = first_line;
-    let mut pending = String::new();
-    let flush = |pending: &mut String, stack: &mut Vec<Node>| {
-        let text = unescape(pending.trim());
-        pending.clear();
-        if !text.is_empty()
-            && let Some(top) = stack.last_mut()
-        {
+    let mut pending = Pending::default();
+    let flush = |pending: &mut Pending, stack: &mut Vec<Node<'a>>| {
+        let raw = pending.take(body);
+        let text: Cow<'a, str> = match raw {
+            Cow::Borrowed(b) => {
+                let trimmed = b.trim();
+                if trimmed.is_empty() {
+                    return;
+                }
+                unescape(trimmed)
+            }
+            Cow::Owned(o) => {
+                let trimmed = o.trim();
+                if trimmed.is_empty() {
+                    return;
+                }
+                Cow::Owned(unescape(trimmed).into_owned())
+            }
+        };
+        if let Some(top) = stack.last_mut() {
             match &mut top.text {
                 Some(t) => {
-                    t.push(' ');
-                    t.push_str(&text);
+                    let joined = format!("{t} {text}");
+                    *t = Cow::Owned(joined);
                 }
                 None => top.text = Some(text),
             }
@@ -206,49 +272,48 @@ pub fn build(body: &str, first_line: usize, upper: bool) -> Result<Node, ParseEr
     while i < bytes.len() {
         if bytes[i] != b'<' {
             let next = memchr::memchr(b'<', &bytes[i..]).map(|e| i + e).unwrap_or(bytes.len());
-            let chunk = &body[i..next];
-            line += memchr::memchr_iter(b'\n', chunk.as_bytes()).count();
-            pending.push_str(chunk);
+            line += memchr::memchr_iter(b'\n', &bytes[i..next]).count();
+            pending.push_slice(body, i, next);
             i = next;
             continue;
         }
         let rest = &body[i..];
         if rest.starts_with("<!--") {
             let end = rest.find("-->").map(|e| i + e + 3).unwrap_or(bytes.len());
-            line += body[i..end].matches('\n').count();
+            line += memchr::memchr_iter(b'\n', &bytes[i..end]).count();
             i = end;
             continue;
         }
         if rest.starts_with("<![CDATA[") {
             let end = rest.find("]]>").map(|e| i + e).unwrap_or(bytes.len());
-            // CDATA is literal: escape nothing, but keep it out of entity decoding.
-            pending.push_str(&body[i + 9..end].replace('&', "&amp;"));
-            line += body[i..end].matches('\n').count();
+            // CDATA is literal: keep it out of entity decoding.
+            pending.push_str(body, &body[i + 9..end].replace('&', "&amp;"));
+            line += memchr::memchr_iter(b'\n', &bytes[i..end]).count();
             i = (end + 3).min(bytes.len());
             continue;
         }
         if rest.starts_with("<?") || rest.starts_with("<!") {
-            i = rest.find('>').map(|e| i + e + 1).unwrap_or(bytes.len());
+            i = memchr::memchr(b'>', &bytes[i..]).map(|e| i + e + 1).unwrap_or(bytes.len());
             continue;
         }
-        let Some(close_at) = rest.find('>').map(|e| i + e) else {
+        let Some(close_at) = memchr::memchr(b'>', &bytes[i..]).map(|e| i + e) else {
             return Err(ParseError::at(line, "a tag is not closed with '>'"));
         };
         let raw = &body[i + 1..close_at];
-        if raw.contains('<') {
-            // "<" in text followed later by a tag: literal.
-            pending.push('<');
-            i += 1;
-            continue;
-        }
-        let Some((name, attrs)) = parse_tag(raw) else {
-            pending.push('<');
+        let parsed = if memchr::memchr(b'<', raw.as_bytes()).is_some() { None } else { parse_tag(raw) };
+        let Some((name, attrs)) = parsed else {
+            // A literal '<' in text.
+            pending.push_slice(body, i, i + 1);
             i += 1;
             continue;
         };
-        let name = if upper { name.to_ascii_uppercase() } else { name };
+        let name: Cow<'a, str> = if upper && name.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(name.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(name)
+        };
         flush(&mut pending, &mut stack);
-        let tag_lines = raw.matches('\n').count();
+        let tag_lines = memchr::memchr_iter(b'\n', raw.as_bytes()).count();
         if raw.starts_with('/') {
             if let Some(pos) = stack.iter().rposition(|n| n.name == name) {
                 while stack.len() > pos {

@@ -339,3 +339,50 @@ db_test!(a_rolled_back_transaction_leaves_nothing, |db| {
     let mut c = db.conn().await.unwrap();
     assert!(transactions::list_by_date_range(c.c(), alice, d("2026-01-01"), d("2026-01-01")).await.unwrap().is_empty());
 });
+
+db_test!(existing_keys_finds_keys_by_window_and_by_probe_including_deleted_rows_of_the_user_only, |db| {
+    use magpie_db::imports::{self, ImportedRow, KeyLookup};
+    let alice = user(db).await;
+    let bob = user(db).await;
+    let row = |date: &str, fp: &str, ext: Option<&str>| ImportedRow {
+        tx: transactions::NewTransaction { source: Source::FileImport, ..new_tx("9.99", date, "Dining") },
+        external_key: ext.map(str::to_owned),
+        fingerprint: fp.to_owned(),
+    };
+    let mut tx = db.begin().await.unwrap();
+    let rows = [
+        row("2026-01-05", "f1:a", Some("x1:a")),
+        row("2026-01-20", "f1:b", None),
+        row("2026-06-01", "f1:c", Some("x1:c")),
+    ];
+    assert_eq!(imports::insert_imported(tx.c(), alice, None, &rows).await.unwrap(), 3);
+    imports::insert_imported(tx.c(), bob, None, &[row("2026-01-06", "f1:bob", Some("x1:bob"))]).await.unwrap();
+    tx.commit().await.unwrap();
+    // A deleted row still counts.
+    exec(db, "update transactions set deleted_at = created_at where fingerprint = 'f1:b'".into()).await.unwrap();
+
+    let all = ["f1:a", "f1:b", "f1:c", "f1:new", "f1:bob"];
+    let mut c = db.conn().await.unwrap();
+    for dates in [
+        // A short range: read the range and compare.
+        Some((d("2026-01-01"), d("2026-01-31"))),
+        // A wide one (an unsorted file): probe each key.
+        Some((d("2026-01-01"), d("2026-12-31"))),
+        None,
+    ] {
+        let lookup =
+            KeyLookup { external: vec!["x1:a", "x1:c", "x1:none", "x1:bob"], fingerprints: all.to_vec(), dates };
+        let mut found: Vec<String> = imports::existing_keys(c.c(), alice, &lookup).await.unwrap().into_iter().collect();
+        found.sort();
+        // The short window only sees January (f1:c is in June; a fingerprint includes its date, so a row
+        // of another month cannot share it).
+        let expected: &[&str] = if dates == Some((d("2026-01-01"), d("2026-01-31"))) {
+            &["f1:a", "f1:b", "x1:a", "x1:c"]
+        } else {
+            &["f1:a", "f1:b", "f1:c", "x1:a", "x1:c"]
+        };
+        assert_eq!(found, expected, "dates {dates:?}");
+    }
+    let empty = imports::existing_keys(c.c(), alice, &KeyLookup::default()).await.unwrap();
+    assert!(empty.is_empty());
+});

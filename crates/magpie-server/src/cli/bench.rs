@@ -23,6 +23,27 @@ pub enum BenchCommand {
     /// The ledger with 100,000 transactions over three years (seed-demo): one page of 50 with a one-month
     /// filter and a one-year summary by category in-process, then the page over HTTP with `wrk`.
     Transactions(TransactionsArgs),
+    /// Statement import: parsing speed of CSV and OFX, a generated CSV imported end to end against the
+    /// bare bulk insert of the same rows (multi-row INSERT on SQLite, COPY on PostgreSQL) into a fresh
+    /// copy of the same table, peak memory, and re-importing already-imported rows.
+    Import(ImportArgs),
+}
+
+/// `magpie bench import` flags.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Rows of the generated CSV file.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// Rows of the re-import run.
+    #[arg(long, default_value_t = 100_000)]
+    pub reimport_rows: usize,
+    /// Only measure parsing (no database).
+    #[arg(long)]
+    pub parse_only: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `magpie bench transactions` flags.
@@ -67,6 +88,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Auth(args) => auth(config, args).await,
         BenchCommand::Transactions(args) => transactions(config, args).await,
+        BenchCommand::Import(args) => import_bench(config, args).await,
     }
 }
 
@@ -388,4 +410,255 @@ async fn run_wrk(
         "errors": if errors.is_empty() { "none".to_owned() } else { errors },
         "raw": text,
     })))
+}
+
+/// A realistic CSV export of `rows` transactions (seed-demo history, bank-style descriptions).
+fn generated_csv(rows: usize, seed: u64) -> Vec<u8> {
+    let history = magpie_demo::generate(magpie_demo::DemoSpec {
+        transactions: rows,
+        end: chrono::NaiveDate::from_ymd_opt(2026, 11, 29).expect("valid"),
+        months: 36,
+        seed,
+    });
+    let mut out = String::with_capacity(rows * 56);
+    out.push_str("Date,Description,Amount\n");
+    for t in history.iter().take(rows) {
+        let sign = if t.kind == magpie_domain::TransactionType::Expense { "-" } else { "" };
+        out.push_str(&format!("{},{},{sign}{}\n", t.date, t.description.replace(',', " "), t.amount));
+    }
+    out.into_bytes()
+}
+
+/// A bank OFX statement with `rows` transactions.
+fn generated_ofx(rows: usize) -> Vec<u8> {
+    let history = magpie_demo::generate(magpie_demo::DemoSpec {
+        transactions: rows,
+        end: chrono::NaiveDate::from_ymd_opt(2026, 11, 29).expect("valid"),
+        months: 36,
+        seed: 9,
+    });
+    let mut out = String::from(
+        "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\nCHARSET:1252\n\n<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>USD\n<BANKACCTFROM><BANKID>121000248<ACCTID>1234567890<ACCTTYPE>CHECKING</BANKACCTFROM>\n<BANKTRANLIST>\n",
+    );
+    for (i, t) in history.iter().take(rows).enumerate() {
+        let sign = if t.kind == magpie_domain::TransactionType::Expense { "-" } else { "" };
+        out.push_str(&format!(
+            "<STMTTRN>\n<TRNTYPE>{}\n<DTPOSTED>{}120000.000[-5:EST]\n<TRNAMT>{sign}{}\n<FITID>{:012}\n<NAME>{}\n</STMTTRN>\n",
+            if sign.is_empty() { "CREDIT" } else { "DEBIT" },
+            t.date.format("%Y%m%d"),
+            t.amount,
+            i,
+            t.description.replace('&', "&amp;").replace('<', "&lt;"),
+        ));
+    }
+    out.push_str("</BANKTRANLIST></STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>\n");
+    out.into_bytes()
+}
+
+/// Peak resident memory of a process so far, in MiB (Linux `VmHWM`).
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Run `magpie import --json` on `csv` against `url` in a child process: (wall seconds, rows imported,
+/// peak resident MiB). The peak is read from /proc while the child runs (it is a high-water mark, so a
+/// read after the peak sees it); a zombie child keeps its /proc entry until it is reaped.
+async fn import_in_child(url: &str, csv: &[u8]) -> anyhow::Result<(f64, usize, f64)> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("bench.csv");
+    std::fs::write(&file, csv)?;
+    let t = Instant::now();
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["import", "--json", "--log-level", "warn", "--user", "import@bench.invalid", "--database-url", url])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id().ok_or_else(|| anyhow::anyhow!("the import process exited at once"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = tokio::spawn(async move {
+        let mut out = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out).await.map(|_| out)
+    });
+    let mut peak = 0.0f64;
+    let status = loop {
+        if let Some(mib) = peak_rss_mib(pid) {
+            peak = peak.max(mib);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let secs = t.elapsed().as_secs_f64();
+    let out = reader.await??;
+    anyhow::ensure!(status.success(), "magpie import failed: {status}");
+    let report: serde_json::Value = serde_json::from_str(out.trim())?;
+    let imported = report["imported"].as_u64().ok_or_else(|| anyhow::anyhow!("no report: {out}"))? as usize;
+    Ok((secs, imported, peak))
+}
+
+async fn bench_user_in(db: &magpie_db::Db, email: &str) -> anyhow::Result<magpie_domain::UserId> {
+    let mut conn = db.conn().await?;
+    let user = magpie_db::users::create(
+        conn.c(),
+        &magpie_db::users::NewUser {
+            email: magpie_domain::Email::parse(email)?,
+            password_hash: magpie_domain::PasswordHash::new("bench"),
+            first_name: None,
+            last_name: None,
+        },
+    )
+    .await?;
+    Ok(user.id)
+}
+
+async fn import_bench(config: Config, args: ImportArgs) -> anyhow::Result<()> {
+    use crate::import::{self, ImportRequest, Reader};
+    let base = config.db_options();
+    let mut report = serde_json::Map::new();
+    report.insert("engine".into(), serde_json::json!(magpie_db::Engine::from_url(&base.url)?.as_str()));
+
+    // Parsing speed, no database: the streaming CSV reader the importer uses, and the whole-file OFX
+    // parser.
+    let csv = generated_csv(args.rows, 42);
+    let csv_mb = csv.len() as f64 / 1e6;
+    // Median of three timed runs after a warm-up, as criterion would: the first pass over a fresh
+    // allocation pays for page faults that a long-running server has already paid.
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let csv_pass = |csv: &[u8]| -> anyhow::Result<(usize, f64)> {
+        let t = Instant::now();
+        let options = magpie_import::csv::CsvOptions::default();
+        let (text, _) = magpie_import::csv::decode(csv, &options);
+        let layout = magpie_import::csv::detect_layout(&text, &options)?;
+        let mut rows = 0usize;
+        for item in magpie_import::csv::Rows::new(&text, layout) {
+            if let magpie_import::csv::Item::Row(r) = item? {
+                rows += 1;
+                std::hint::black_box(&r);
+            }
+        }
+        Ok((rows, t.elapsed().as_secs_f64()))
+    };
+    let (csv_rows, _) = csv_pass(&csv)?;
+    anyhow::ensure!(csv_rows >= args.rows * 99 / 100, "the CSV parse lost rows");
+    let csv_secs = median((0..3).map(|_| csv_pass(&csv).map(|r| r.1)).collect::<anyhow::Result<_>>()?);
+    let ofx = generated_ofx(args.rows / 5);
+    let ofx_pass = |ofx: &[u8]| -> anyhow::Result<f64> {
+        let t = Instant::now();
+        let parsed = magpie_import::parse(ofx, &magpie_import::Options::default(), Some("bench.ofx"))?;
+        let secs = t.elapsed().as_secs_f64();
+        anyhow::ensure!(parsed.row_count() == args.rows / 5, "the OFX parse lost rows");
+        Ok(secs)
+    };
+    ofx_pass(&ofx)?;
+    let ofx_secs = median((0..3).map(|_| ofx_pass(&ofx)).collect::<anyhow::Result<_>>()?);
+    let ofx_mb = ofx.len() as f64 / 1e6;
+    drop(ofx);
+    report.insert(
+        "parse".into(),
+        serde_json::json!({
+            "csv_mb": csv_mb, "csv_rows": csv_rows, "csv_mb_per_s": csv_mb / csv_secs,
+            "ofx_mb": ofx_mb, "ofx_mb_per_s": ofx_mb / ofx_secs,
+        }),
+    );
+    if args.parse_only {
+        println!("{}", serde_json::Value::Object(report));
+        return Ok(());
+    }
+
+    // End to end: parse, dedup, insert, one transaction, into a fresh database, by `magpie import` in a
+    // child process, so the peak memory is that of an import alone (this process holds the generated
+    // data and whatever its allocator kept from the parse runs).
+    let (db_import, opts_import) = magpie_db::Db::scratch(&base, "import").await?;
+    bench_user_in(&db_import, "import@bench.invalid").await?;
+    db_import.close().await;
+    let (import_secs, imported, peak) = import_in_child(&opts_import.url, &csv).await?;
+    anyhow::ensure!(imported >= args.rows * 99 / 100, "only {imported} rows imported");
+    let db_import = magpie_db::Db::connect(&opts_import).await?;
+    db_import.drop_scratch(&base, &opts_import).await?;
+    let request = ImportRequest { filename: Some("bench.csv".into()), ..ImportRequest::default() };
+
+    // The bare bulk insert of the same rows (keys computed beforehand, outside the clock) into a fresh
+    // copy of the same table.
+    let mut holder = None;
+    let rows = Reader::open(&csv, &request, &mut holder)?.all_rows()?;
+    let (db_bare, opts_bare) = magpie_db::Db::scratch(&base, "bare").await?;
+    let bare_user = bench_user_in(&db_bare, "bare@bench.invalid").await?;
+    let t = Instant::now();
+    let mut tx = db_bare.begin().await?;
+    // The same rows: they belong to a batch, as imported rows do.
+    let batch = magpie_db::imports::create_batch(tx.c(), bare_user, Some("bench.csv"), "csv", Some("UTF-8")).await?;
+    // All rows in one call: one COPY on PostgreSQL, 1,000-row INSERTs on SQLite.
+    let bare_rows = magpie_db::imports::insert_imported(tx.c(), bare_user, Some(batch.id), &rows).await?;
+    tx.commit().await?;
+    let bare_secs = t.elapsed().as_secs_f64();
+    drop(rows);
+    db_bare.drop_scratch(&base, &opts_bare).await?;
+    let import_rps = imported as f64 / import_secs;
+    let bare_rps = bare_rows as f64 / bare_secs;
+    report.insert(
+        "import".into(),
+        serde_json::json!({
+            "rows": imported,
+            "seconds": import_secs,
+            "rows_per_s": import_rps,
+            "bare_insert_rows_per_s": bare_rps,
+            "ratio_to_bare": import_rps / bare_rps,
+            "peak_rss_mib": peak,
+        }),
+    );
+
+    // Re-import of rows that are all in the ledger already.
+    let small = generated_csv(args.reimport_rows, 7);
+    let (db_re, opts_re) = magpie_db::Db::scratch(&base, "reimport").await?;
+    let re_user = bench_user_in(&db_re, "re@bench.invalid").await?;
+    let first = import::run(&db_re, re_user, small.clone().into(), &request, |_| {}).await?;
+    // A re-import comes days after the first: by then autovacuum has done its pass over the new rows.
+    db_re.refresh_statistics().await?;
+    let t = Instant::now();
+    let second = import::run(&db_re, re_user, small.clone().into(), &request, |_| {}).await?;
+    let re_secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(second.imported == 0 && second.duplicates == first.imported, "re-import was not a no-op");
+    db_re.drop_scratch(&base, &opts_re).await?;
+    report.insert(
+        "reimport".into(),
+        serde_json::json!({"rows": second.duplicates, "rows_per_s": second.duplicates as f64 / re_secs}),
+    );
+
+    let report = serde_json::Value::Object(report);
+    if args.json {
+        println!("{report}");
+    } else {
+        let p = &report["parse"];
+        let i = &report["import"];
+        println!("engine: {}", report["engine"].as_str().unwrap_or(""));
+        println!(
+            "parse: CSV {:.1} MB at {:.0} MB/s; OFX {:.1} MB at {:.0} MB/s",
+            p["csv_mb"].as_f64().unwrap_or(0.0),
+            p["csv_mb_per_s"].as_f64().unwrap_or(0.0),
+            p["ofx_mb"].as_f64().unwrap_or(0.0),
+            p["ofx_mb_per_s"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "import of {} CSV rows: {:.1} s, {:.0} rows/s; bare insert {:.0} rows/s; ratio {:.2}; peak RSS {:.0} MiB",
+            i["rows"],
+            i["seconds"].as_f64().unwrap_or(0.0),
+            i["rows_per_s"].as_f64().unwrap_or(0.0),
+            i["bare_insert_rows_per_s"].as_f64().unwrap_or(0.0),
+            i["ratio_to_bare"].as_f64().unwrap_or(0.0),
+            i["peak_rss_mib"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "re-import of {} rows: {:.0} rows/s",
+            report["reimport"]["rows"],
+            report["reimport"]["rows_per_s"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
 }

@@ -73,7 +73,7 @@ async fn import_all(db: &magpie_db::Db, args: &ImportArgs) -> anyhow::Result<()>
                 .progress_chars("=> "),
         );
         bar.set_message(path.display().to_string());
-        let outcome = import::run(db, user.id, &bytes, &request, |n| bar.set_position(n as u64)).await;
+        let outcome = import::run(db, user.id, bytes.into(), &request, |n| bar.set_position(n as u64)).await;
         bar.finish_and_clear();
         match outcome {
             Ok(report) => {
