@@ -196,7 +196,9 @@ fn balance(stmt: &Node<'_>, codes: &[&str]) -> Option<Balance> {
 
 fn statement_of(stmt: &Node<'_>, warnings: &mut Vec<Warning>) -> Statement {
     let acct = stmt.child("Acct");
-    let id = acct.and_then(|a| a.path_text(&["Id", "IBAN"]).or_else(|| a.path_text(&["Id", "Othr", "Id"])));
+    // `<Id><Othr><Id>` reads as two sibling `Id`s (an element never contains its own name, the rule that
+    // lets SGML leaves close themselves), so the other-scheme id is the first `Id` with text.
+    let id = acct.and_then(|a| a.path_text(&["Id", "IBAN"]).or_else(|| a.first_text("Id")));
     let currency = acct.and_then(|a| a.child_text("Ccy"));
     let bic = acct
         .and_then(|a| a.path(&["Svcr", "FinInstnId"]))

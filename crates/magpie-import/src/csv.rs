@@ -498,6 +498,10 @@ const KEYWORDS: &[(Role, &[&str])] = &[
             "credit debit indicator",
             "debit credit indicator",
             "debit/credit indicator",
+            "creditdebet",
+            "credit/debet",
+            "debet/credit",
+            "bij/af",
         ],
     ),
     (
@@ -639,11 +643,7 @@ fn header_role(header: &str) -> Option<(Role, u8)> {
         for w in *words {
             let score = if h == *w {
                 3
-            } else if w.len() >= 4
-                && (h.starts_with(&format!("{w} "))
-                    || h.starts_with(&format!("{w}("))
-                    || h.starts_with(&format!("{w} (")))
-            {
+            } else if w.len() >= 4 && h.strip_prefix(w).is_some_and(|rest| rest.starts_with([' ', '('])) {
                 2
             } else if w.len() >= 5 && h.contains(w) {
                 1

@@ -172,10 +172,9 @@ fn line61_first(first: &str, rest: &[&str]) -> Result<Line61, String> {
     let amount =
         number::parse_amount(raw_amount, DecimalMark::Auto).ok_or_else(|| format!("no amount in '{first}'"))?;
     let rest = &after[amount_len..];
-    let (kind, refs) = if rest.len() >= 4 && matches!(rest.as_bytes()[0], b'N' | b'F' | b'S') {
-        (Some(rest[..4].to_owned()), &rest[4..])
-    } else {
-        (None, rest)
+    let (kind, refs) = match (rest.get(..4), rest.get(4..)) {
+        (Some(kind), Some(refs)) if matches!(rest.as_bytes()[0], b'N' | b'F' | b'S') => (Some(kind.to_owned()), refs),
+        _ => (None, rest),
     };
     let (customer, bank) = match refs.split_once("//") {
         Some((c, b)) => (c, Some(b)),
@@ -208,7 +207,7 @@ fn details86(value: &str) -> (Option<String>, Option<String>) {
         let mut name = Vec::new();
         let mut text = None;
         for part in flat[first_q + 1..].split('?') {
-            if part.len() < 2 || !part[..2].chars().all(|c| c.is_ascii_digit()) {
+            if !part.get(..2).is_some_and(|p| p.chars().all(|c| c.is_ascii_digit())) {
                 continue;
             }
             // Sub-fields are fixed-width pieces of one text: concatenate them as written.

@@ -73,6 +73,21 @@ impl<'a> Node<'a> {
         self.find(name).and_then(|n| n.value())
     }
 
+    /// Text of the first descendant (depth-first) with this name that has any.
+    pub fn first_text(&self, name: &str) -> Option<&str> {
+        for c in &self.children {
+            if c.name == name
+                && let Some(v) = c.value()
+            {
+                return Some(v);
+            }
+            if let Some(v) = c.first_text(name) {
+                return Some(v);
+            }
+        }
+        None
+    }
+
     /// Text of a direct child.
     pub fn child_text(&self, name: &str) -> Option<&str> {
         self.child(name).and_then(|n| n.value())

@@ -2,6 +2,7 @@
 
 mod auth;
 mod binary;
+mod cli_import;
 mod errors;
 mod imports;
 mod lifecycle;
