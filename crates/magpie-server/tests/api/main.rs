@@ -3,6 +3,7 @@
 mod auth;
 mod binary;
 mod cli_import;
+mod corpus;
 mod errors;
 mod imports;
 mod lifecycle;
