@@ -236,7 +236,8 @@ pub async fn insert_imported(
             for chunk in rows.chunks(1000) {
                 let mut qb = sqlx::QueryBuilder::new(
                     "insert into transactions (id, user_id, amount, date, description, category, type, source, \
-                     confidence_score, connection_id, created_at, updated_at, import_batch_id, external_key, fingerprint) ",
+                     confidence_score, category_source, connection_id, created_at, updated_at, import_batch_id, \
+                     external_key, fingerprint) ",
                 );
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(TransactionId::new())
@@ -248,6 +249,7 @@ pub async fn insert_imported(
                         .push_bind(r.tx.kind)
                         .push_bind(r.tx.source)
                         .push_bind(r.tx.confidence_score)
+                        .push_bind(r.tx.category_source)
                         .push_bind(r.tx.connection_id)
                         .push_bind(now)
                         .push_bind(now)
@@ -263,7 +265,8 @@ pub async fn insert_imported(
             let mut copy = c
                 .copy_in_raw(
                     "copy transactions (id, user_id, amount, date, description, category, type, source, confidence_score, \
-                     connection_id, created_at, updated_at, import_batch_id, external_key, fingerprint) from stdin",
+                     category_source, connection_id, created_at, updated_at, import_batch_id, external_key, fingerprint) \
+                     from stdin",
                 )
                 .await?;
             let now_text = now.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
@@ -279,6 +282,7 @@ pub async fn insert_imported(
                 copy_field(&mut buf, r.tx.kind.as_str());
                 copy_field(&mut buf, r.tx.source.as_str());
                 copy_opt(&mut buf, r.tx.confidence_score.map(|c| c.to_string()).as_deref());
+                copy_field(&mut buf, r.tx.category_source.as_str());
                 copy_opt(&mut buf, r.tx.connection_id.map(|c| c.to_string()).as_deref());
                 copy_field(&mut buf, &now_text);
                 copy_field(&mut buf, &now_text);

@@ -16,7 +16,10 @@ pub mod budgets;
 pub mod connections;
 pub mod goals;
 pub mod imports;
+pub mod jobs;
+pub mod memory;
 pub mod models;
+pub mod rules;
 pub mod transactions;
 pub mod users;
 

@@ -60,11 +60,16 @@ macro_rules! cols {
 }
 
 /// Register a model.
-#[tracing::instrument(skip_all)]
 pub async fn create(conn: Conn<'_>, new: &NewModel) -> Result<MlModel> {
+    create_with_id(conn, ModelId::new(), new).await
+}
+
+/// Register a model under a given id (the one its file is named after).
+#[tracing::instrument(skip_all)]
+pub async fn create_with_id(conn: Conn<'_>, id: ModelId, new: &NewModel) -> Result<MlModel> {
     const SQL: &str = concat!("insert into ml_models (", cols!(), ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
     let row = MlModel {
-        id: ModelId::new(),
+        id,
         model_type: new.model_type,
         user_id: new.user_id,
         version: new.version.clone(),
@@ -164,4 +169,25 @@ pub async fn delete_own(conn: Conn<'_>, user: UserId, id: ModelId) -> Result<boo
     let n = on_conn!(conn, c => sqlx::query("delete from ml_models where id = $1 and user_id = $2")
         .bind(id).bind(user).execute(&mut *c).await?.rows_affected());
     Ok(n > 0)
+}
+
+/// The version the next model of (owner, type) gets: `v1`, `v2`, ...
+pub async fn next_version(conn: Conn<'_>, owner: Option<UserId>, model_type: ModelType) -> Result<String> {
+    const SQL: &str = "select count(*) from ml_models where model_type = $1 and \
+        (($2 is null and user_id is null) or user_id = $2)";
+    let n: i64 = on_conn!(conn, c => sqlx::query_scalar(SQL).bind(model_type).bind(owner).fetch_one(&mut *c).await?);
+    Ok(format!("v{}", n + 1))
+}
+
+/// The active model id of (owner, type), cheaply (the prediction cache checks it on every batch).
+pub async fn active_id(conn: Conn<'_>, owner: Option<UserId>, model_type: ModelType) -> Result<Option<ModelId>> {
+    const SQL: &str = "select id from ml_models where model_type = $1 and is_active = true and \
+        (($2 is null and user_id is null) or user_id = $2) order by trained_at desc limit 1";
+    Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).bind(model_type).bind(owner).fetch_optional(&mut *c).await?))
+}
+
+/// Any model by id (for loading its file).
+pub async fn get_any(conn: Conn<'_>, id: ModelId) -> Result<Option<MlModel>> {
+    const SQL: &str = concat!("select ", cols!(), " from ml_models where id = $1");
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).fetch_optional(&mut *c).await?))
 }

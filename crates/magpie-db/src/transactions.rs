@@ -5,7 +5,8 @@
 
 use chrono::NaiveDate;
 use magpie_domain::{
-    Category, Confidence, ConnectionId, Money, Source, Timestamp, TransactionId, TransactionType, UserId,
+    Category, CategorySource, Confidence, ConnectionId, Money, Source, Timestamp, TransactionId, TransactionType,
+    UserId,
 };
 
 use crate::{Conn, DbError, Result, on_conn};
@@ -32,6 +33,8 @@ pub struct Transaction {
     pub source: Source,
     /// Model confidence, when a model chose the category.
     pub confidence_score: Option<Confidence>,
+    /// Who decided the category.
+    pub category_source: CategorySource,
     /// The bank connection it came from, if any.
     pub connection_id: Option<ConnectionId>,
     /// Creation time.
@@ -59,6 +62,8 @@ pub struct NewTransaction {
     pub source: Source,
     /// Model confidence.
     pub confidence_score: Option<Confidence>,
+    /// Who decided the category.
+    pub category_source: CategorySource,
     /// Bank connection (must be the same user's).
     pub connection_id: Option<ConnectionId>,
 }
@@ -78,6 +83,8 @@ pub struct TransactionPatch {
     pub kind: Option<TransactionType>,
     /// New confidence (`Some(None)` clears it, e.g. when a person sets the category).
     pub confidence_score: Option<Option<Confidence>>,
+    /// Who decided the new category.
+    pub category_source: Option<CategorySource>,
 }
 
 /// Exact income and expense totals of a period.
@@ -91,8 +98,8 @@ pub struct Totals {
 
 macro_rules! cols {
     () => {
-        "id, user_id, amount, date, description, category, type, source, confidence_score, connection_id, \
-         created_at, updated_at, deleted_at"
+        "id, user_id, amount, date, description, category, type, source, confidence_score, category_source, \
+         connection_id, created_at, updated_at, deleted_at"
     };
 }
 
@@ -117,13 +124,14 @@ pub async fn create(mut conn: Conn<'_>, user: UserId, new: &NewTransaction) -> R
         kind: new.kind,
         source: new.source,
         confidence_score: new.confidence_score,
+        category_source: new.category_source,
         connection_id: new.connection_id,
         created_at: now,
         updated_at: now,
         deleted_at: None,
     };
     on_conn!(conn, c => {
-        sqlx::query(concat!("insert into transactions (", cols!(), ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"))
+        sqlx::query(concat!("insert into transactions (", cols!(), ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))
             .bind(row.id)
             .bind(row.user_id)
             .bind(row.amount)
@@ -133,6 +141,7 @@ pub async fn create(mut conn: Conn<'_>, user: UserId, new: &NewTransaction) -> R
             .bind(row.kind)
             .bind(row.source)
             .bind(row.confidence_score)
+            .bind(row.category_source)
             .bind(row.connection_id)
             .bind(row.created_at)
             .bind(row.updated_at)
@@ -203,6 +212,7 @@ pub async fn update(
            category = coalesce($6, category), \
            type = coalesce($7, type), \
            confidence_score = case when $8 then $9 else confidence_score end, \
+           category_source = coalesce($11, category_source), \
            updated_at = $10 \
          where id = $1 and user_id = $2 and deleted_at is null returning ",
         cols!()
@@ -222,6 +232,7 @@ pub async fn update(
         .bind(set_confidence)
         .bind(confidence)
         .bind(Timestamp::now())
+        .bind(patch.category_source)
         .fetch_optional(&mut *c)
         .await?))
 }
@@ -460,6 +471,7 @@ pub async fn insert_many(mut conn: Conn<'_>, user: UserId, rows: &[NewTransactio
                     .push_bind(r.kind)
                     .push_bind(r.source)
                     .push_bind(r.confidence_score)
+                    .push_bind(r.category_source)
                     .push_bind(r.connection_id)
                     .push_bind(now)
                     .push_bind(now)
@@ -518,7 +530,10 @@ pub async fn bulk_change(conn: Conn<'_>, user: UserId, ids: &[TransactionId], ch
         let mut qb = sqlx::QueryBuilder::new("update transactions set ");
         match change {
             BulkChange::SetCategory(category) => {
-                qb.push("category = ").push_bind(category).push(", confidence_score = null, updated_at = ").push_bind(now);
+                qb.push("category = ")
+                    .push_bind(category)
+                    .push(", confidence_score = null, category_source = 'USER', updated_at = ")
+                    .push_bind(now);
                 qb.push(" where deleted_at is null");
             }
             BulkChange::SoftDelete => {
@@ -616,4 +631,120 @@ pub async fn summary(
     Ok(
         on_conn!(conn, c => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user).bind(from).bind(to).fetch_all(&mut *c).await?),
     )
+}
+
+/// A transaction whose category a person decided (directly, by a rule or by a remembered correction):
+/// what a user's model learns from.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Labelled {
+    /// Description.
+    pub description: String,
+    /// Amount.
+    pub amount: Money,
+    /// Type.
+    #[sqlx(rename = "type")]
+    pub kind: TransactionType,
+    /// Date.
+    pub date: NaiveDate,
+    /// The category.
+    pub category: Category,
+}
+
+const LABELLED: &str = "user_id = $1 and deleted_at is null and category <> 'Uncategorized' \
+    and category_source in ('USER', 'RULE', 'MEMORY')";
+
+/// The user's most recent `limit` labelled transactions (see [`Labelled`]).
+#[tracing::instrument(skip_all, fields(user.id = %user))]
+pub async fn labelled(conn: Conn<'_>, user: UserId, limit: i64) -> Result<Vec<Labelled>> {
+    let sql = format!(
+        "select description, amount, type, date, category from transactions where {LABELLED} \
+         order by date desc, id desc limit $2"
+    );
+    Ok(on_conn!(conn, c => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user).bind(limit).fetch_all(&mut *c).await?))
+}
+
+/// How many labelled transactions the user has (the seed's rule: a user model needs more than 50).
+#[tracing::instrument(skip_all, fields(user.id = %user))]
+pub async fn count_labelled(conn: Conn<'_>, user: UserId) -> Result<i64> {
+    let sql = format!("select count(*) from transactions where {LABELLED}");
+    Ok(on_conn!(conn, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(user).fetch_one(&mut *c).await?))
+}
+
+/// Live transactions a model may (re)categorize: the given ones, or without ids every uncategorized
+/// one; never those whose category a person set.
+#[tracing::instrument(skip_all, fields(user.id = %user))]
+pub async fn categorizable(
+    conn: Conn<'_>,
+    user: UserId,
+    ids: Option<&[TransactionId]>,
+    limit: i64,
+) -> Result<Vec<Transaction>> {
+    Ok(on_conn!(conn, c => {
+        let mut qb = sqlx::QueryBuilder::new(concat!(
+            "select ", cols!(), " from transactions where deleted_at is null and category_source <> 'USER' and user_id = "
+        ));
+        qb.push_bind(user);
+        match ids {
+            Some(ids) => {
+                qb.push(" and id in (");
+                let mut sep = qb.separated(", ");
+                for id in ids {
+                    sep.push_bind(*id);
+                }
+                qb.push(")");
+            }
+            None => {
+                qb.push(" and category = ").push_bind(Category::UNCATEGORIZED);
+            }
+        }
+        qb.push(" order by date desc, id desc limit ").push_bind(limit);
+        qb.build_query_as::<Transaction>().fetch_all(&mut *c).await?
+    }))
+}
+
+/// A category decided by the categorizer for one transaction.
+#[derive(Debug, Clone)]
+pub struct CategoryChange {
+    /// The transaction.
+    pub id: TransactionId,
+    /// Its category.
+    pub category: Category,
+    /// The model's confidence (none for rules and memory).
+    pub confidence_score: Option<Confidence>,
+    /// Who decided.
+    pub category_source: CategorySource,
+}
+
+/// Write categorizer decisions. Rows whose category a person set in the meantime are left alone.
+#[tracing::instrument(skip_all, fields(user.id = %user, rows = changes.len()))]
+pub async fn set_categories(mut conn: Conn<'_>, user: UserId, changes: &[CategoryChange]) -> Result<u64> {
+    const SQL: &str = "update transactions set category = $3, confidence_score = $4, category_source = $5, \
+        updated_at = $6 where id = $1 and user_id = $2 and deleted_at is null and category_source <> 'USER'";
+    let now = Timestamp::now();
+    let mut n = 0;
+    for ch in changes {
+        n += on_conn!(conn.reborrow(), c => sqlx::query(SQL)
+            .bind(ch.id).bind(user).bind(&ch.category).bind(ch.confidence_score).bind(ch.category_source).bind(now)
+            .execute(&mut *c).await?.rows_affected());
+    }
+    Ok(n)
+}
+
+/// The user's live transactions among `ids`.
+pub async fn list_by_ids(conn: Conn<'_>, user: UserId, ids: &[TransactionId]) -> Result<Vec<Transaction>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(on_conn!(conn, c => {
+        let mut qb = sqlx::QueryBuilder::new(concat!(
+            "select ", cols!(), " from transactions where deleted_at is null and user_id = "
+        ));
+        qb.push_bind(user).push(" and id in (");
+        let mut sep = qb.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build_query_as::<Transaction>().fetch_all(&mut *c).await?
+    }))
 }

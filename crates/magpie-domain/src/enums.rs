@@ -82,6 +82,23 @@ string_enum! {
     TokenScope { Read => "read", ReadWrite => "read-write" }
 }
 
+string_enum! {
+    /// Who decided a transaction's category. A person's decision (`USER`) is never overwritten by a
+    /// model; `RULE` and `MEMORY` are the person's rules and remembered corrections; `MODEL` a
+    /// categorization model (its confidence is in `confidence_score`); `NONE` nobody yet.
+    CategorySource { User => "USER", Rule => "RULE", Memory => "MEMORY", Model => "MODEL", None => "NONE" }
+}
+
+string_enum! {
+    /// How a categorization rule matches a description (case-insensitively).
+    RuleMatch { Contains => "CONTAINS", Exact => "EXACT", Regex => "REGEX" }
+}
+
+string_enum! {
+    /// State of a background job.
+    JobStatus { Queued => "QUEUED", Running => "RUNNING", Done => "DONE", Failed => "FAILED" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

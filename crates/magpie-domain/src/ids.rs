@@ -96,3 +96,11 @@ id_type!(
     /// Id of an import batch.
     ImportBatchId
 );
+id_type!(
+    /// Id of a categorization rule.
+    RuleId
+);
+id_type!(
+    /// Id of a background job.
+    JobId
+);

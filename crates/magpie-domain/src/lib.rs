@@ -23,8 +23,12 @@ pub mod codec;
 
 pub use budget::Allocations;
 pub use confidence::Confidence;
-pub use enums::{ConnectionStatus, GoalStatus, ModelType, Source, TokenScope, TransactionType};
-pub use ids::{BudgetId, ConnectionId, GoalId, ImportBatchId, ModelId, SessionId, TokenId, TransactionId, UserId};
+pub use enums::{
+    CategorySource, ConnectionStatus, GoalStatus, JobStatus, ModelType, RuleMatch, Source, TokenScope, TransactionType,
+};
+pub use ids::{
+    BudgetId, ConnectionId, GoalId, ImportBatchId, JobId, ModelId, RuleId, SessionId, TokenId, TransactionId, UserId,
+};
 pub use money::Money;
 pub use text::{Category, Email, NewPassword, PasswordHash, SealedToken, TextError, parse_name};
 pub use time::Timestamp;

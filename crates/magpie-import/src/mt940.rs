@@ -200,8 +200,8 @@ fn details86(value: &str) -> (Option<String>, Option<String>) {
     let flat: String = value.lines().map(str::trim_end).collect::<Vec<_>>().join("");
     // German: "166?00GUTSCHRIFT?10931?20Verwendungszweck?21...?32Name?33Name2"
     if let Some(first_q) = flat.find('?')
-        && flat[first_q..].len() > 3
-        && flat[first_q + 1..first_q + 3].chars().all(|c| c.is_ascii_digit())
+        // `get`, not indexing: the two bytes after '?' may split a multi-byte character (found by fuzzing).
+        && flat[first_q + 1..].get(..2).is_some_and(|code| code.bytes().all(|b| b.is_ascii_digit()))
     {
         let mut purpose = Vec::new();
         let mut name = Vec::new();
@@ -459,6 +459,15 @@ mod tests {
         );
         assert_eq!(name.as_deref(), Some("J. Jansen"));
         assert_eq!(remi.as_deref(), Some("Factuur 2024/001"));
+    }
+
+    #[test]
+    fn a_multi_byte_character_after_a_question_mark_is_not_a_sub_field() {
+        // Found by fuzzing: the two bytes after '?' were sliced as text and split 'ÿ'.
+        let (name, purpose) = details86("Zahlung?ÿ0 an?20Miete");
+        assert_eq!((name, purpose.as_deref()), (None, Some("Zahlung?ÿ0 an?20Miete")));
+        let text = ":20:X\n:25:123\n:60F:C100101EUR0,00\n:61:100101D1,00NTRF\n:86:a?ÿb\n:62F:D100101EUR1,00\n";
+        assert_eq!(parse(text.as_bytes()).unwrap().statements[0].rows.len(), 1);
     }
 
     #[test]

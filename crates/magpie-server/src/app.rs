@@ -35,6 +35,10 @@ pub struct App {
     pub jwt: JwtKeys,
     /// Password hashing at the configured cost.
     pub passwords: Passwords,
+    /// Categorization: model store and cache.
+    pub ml: crate::ml::Ml,
+    /// Wakes this process's background worker when a job is queued.
+    pub jobs_wakeup: crate::jobs::Wakeup,
 }
 
 /// Shared, cheaply cloned application state.
@@ -61,9 +65,12 @@ impl AppState {
             }
         };
         let passwords = Passwords::new(config.bcrypt_cost);
+        let ml = crate::ml::Ml::new(&config)?;
         Ok(AppState(Arc::new(App {
             jwt: JwtKeys::new(secret.as_bytes()),
             passwords,
+            ml,
+            jobs_wakeup: crate::jobs::Wakeup::default(),
             config,
             db,
             metrics: crate::telemetry::prometheus(),
@@ -181,8 +188,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let state = AppState::build(config, db.clone()).await?;
     let upkeep = crate::telemetry::spawn_metrics_upkeep(state.metrics.clone());
+    let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+    let worker = state.config.jobs_worker.then(|| tokio::spawn(crate::jobs::work(state.clone(), worker_stopped)));
+    if state.config.ml_install_global_model {
+        crate::ml::training::install_shipped_global_model(&state).await?;
+    }
     tracing::info!(addr = %addr, engine = db.engine().as_str(), "listening on http://{addr}");
     run_server(listener, router(state), shutdown_signal(), grace).await?;
+    // A job in progress finishes (within the grace period) before the pool closes.
+    let _ = stop_worker.send(true);
+    if let Some(worker) = worker {
+        let _ = tokio::time::timeout(grace, worker).await;
+    }
     upkeep.abort();
     db.close().await;
     tracing::info!("shutdown complete");

@@ -88,6 +88,18 @@ pub struct Config {
     pub login_failure_window_secs: u64,
     /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// Where model files live: a folder (default `<data_dir>/models`) or, in builds with the `s3`
+    /// feature, `s3://bucket/prefix` (credentials from the usual `AWS_*` variables).
+    pub model_store: Option<String>,
+    /// Below this calibrated probability a model's category is not applied: the transaction stays
+    /// `Uncategorized` and is listed for review with the model's top suggestions.
+    pub ml_confidence_threshold: f64,
+    /// A user's model is retrained in the background after this many corrections.
+    pub ml_retrain_after_corrections: u32,
+    /// Run background jobs (training, syncs) in this process. Every replica may; each job runs once.
+    pub jobs_worker: bool,
+    /// On start, install the global model shipped with the binary when there is no global model.
+    pub ml_install_global_model: bool,
 }
 
 impl Default for Config {
@@ -112,6 +124,11 @@ impl Default for Config {
             login_max_failures_per_ip: 20,
             login_failure_window_secs: 15 * 60,
             trust_forwarded_for: false,
+            model_store: None,
+            ml_confidence_threshold: 0.5,
+            ml_retrain_after_corrections: 20,
+            jobs_worker: true,
+            ml_install_global_model: true,
         }
     }
 }
@@ -137,6 +154,11 @@ pub const KEYS: &[&str] = &[
     "login_max_failures_per_ip",
     "login_failure_window_secs",
     "trust_forwarded_for",
+    "model_store",
+    "ml_confidence_threshold",
+    "ml_retrain_after_corrections",
+    "jobs_worker",
+    "ml_install_global_model",
 ];
 
 /// `MAGPIE_` variables that are not configuration keys but are legitimately set.
@@ -226,6 +248,11 @@ impl Config {
         if let Some(secret) = &self.auth_secret {
             anyhow::ensure!(secret.expose().len() >= 32, "auth_secret must be at least 32 characters");
         }
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.ml_confidence_threshold),
+            "ml_confidence_threshold must be between 0 and 1"
+        );
+        anyhow::ensure!(self.ml_retrain_after_corrections >= 1, "ml_retrain_after_corrections must be at least 1");
         magpie_db::Engine::from_url(&self.database_url())?;
         Ok(())
     }

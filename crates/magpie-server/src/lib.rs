@@ -3,6 +3,9 @@
 //! * [`api`]: one router per resource under `/api/v1`, plus system routes;
 //! * [`http`]: middleware and extractors shared by every route;
 //! * [`app`]: state, router assembly, the server loop;
+//! * [`ml`]: categorization (rules, remembered corrections, models) and training runs;
+//! * [`jobs`]: the background worker;
+//! * [`import`]: the statement import pipeline;
 //! * [`config`], [`telemetry`], [`error`], [`cli`].
 
 pub mod api;
@@ -13,4 +16,6 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod import;
+pub mod jobs;
+pub mod ml;
 pub mod telemetry;

@@ -17,6 +17,7 @@ fn new_tx(amount: &str, date: &str, category: &str) -> transactions::NewTransact
         kind: TransactionType::Expense,
         source: Source::Manual,
         confidence_score: None,
+        category_source: magpie_domain::CategorySource::User,
         connection_id: None,
     }
 }

@@ -213,6 +213,7 @@ db_test!(deleting_a_user_cascades_to_all_five_child_tables, |db| {
                 kind: TransactionType::Expense,
                 source: Source::Api,
                 confidence_score: None,
+                category_source: magpie_domain::CategorySource::User,
                 connection_id: Some(conn.id),
             },
         )
@@ -300,6 +301,7 @@ db_test!(deleting_a_connection_detaches_its_transactions, |db| {
             kind: TransactionType::Expense,
             source: Source::Api,
             confidence_score: None,
+            category_source: magpie_domain::CategorySource::User,
             connection_id: Some(conn.id),
         },
     )
@@ -328,6 +330,7 @@ db_test!(money_round_trips_exactly_and_sums_exactly, |db| {
                     kind: TransactionType::Expense,
                     source: Source::Manual,
                     confidence_score: None,
+                    category_source: magpie_domain::CategorySource::User,
                     connection_id: None,
                 },
             )

@@ -105,6 +105,9 @@ pub async fn rename_category(
     let mut tx = state.db.begin().await?;
     let moved = transactions::rename_category(tx.c(), user.id, &from, &to).await?;
     let relinked = goals::rename_category(tx.c(), user.id, &from, &to).await?;
+    // The categorizer's own memory of the user's choices follows, or it would bring the old name back.
+    magpie_db::rules::rename_category(tx.c(), user.id, &from, &to).await?;
+    magpie_db::memory::rename_category(tx.c(), user.id, &from, &to).await?;
     let mut budgets_changed = 0;
     for budget in budgets::list(tx.c(), user.id).await? {
         let renamed = budget

@@ -210,7 +210,7 @@ pub async fn create_import(
     if request.filename.is_none() {
         request.filename = filename;
     }
-    let report = import::run(&state.db, user.id, bytes, &request, |_| {}).await.map_err(import_error)?;
+    let report = import::run(&state.db, &state.ml, user.id, bytes, &request, |_| {}).await.map_err(import_error)?;
     if !report.dry_run {
         tracing::info!(user.id = %user.id, imported = report.imported, duplicates = report.duplicates, "statement imported");
     }

@@ -6,7 +6,9 @@ pub mod auth;
 pub mod categories;
 pub mod imports;
 pub mod me;
+pub mod models;
 pub mod reports;
+pub mod rules;
 pub mod system;
 pub mod transactions;
 
@@ -35,6 +37,8 @@ use crate::error::{FieldError, Problem};
         (name = "categories", description = "The category taxonomy"),
         (name = "reports", description = "Totals and cash flow"),
         (name = "imports", description = "Statement file imports"),
+        (name = "rules", description = "Categorization rules"),
+        (name = "models", description = "Categorization models and background jobs"),
         (name = "system", description = "Health, readiness, metrics"),
     )
 )]
@@ -74,4 +78,6 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(categories::router())
         .merge(reports::router())
         .merge(imports::router())
+        .merge(rules::router())
+        .merge(models::router())
 }

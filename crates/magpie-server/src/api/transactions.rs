@@ -9,7 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDate;
 use magpie_db::transactions::{self as repo, After, BulkChange, Deleted, Sort, Transaction, TransactionFilter};
 use magpie_domain::{
-    Category, Confidence, ConnectionId, Money, Source, Timestamp, TransactionId, TransactionType, UserId, input,
+    Category, CategorySource, Confidence, ConnectionId, ModelId, Money, Source, Timestamp, TransactionId,
+    TransactionType, UserId, input,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,6 +22,7 @@ use crate::auth::AuthUser;
 use crate::error::{AppError, Problem, Result};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::validate::Validator;
+use crate::ml::{Categorizing, MemoryScope, Subject, Suggestion};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -29,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_transaction, update_transaction, delete_transaction))
         .routes(routes!(restore_transaction))
         .routes(routes!(bulk_change_transactions))
+        .routes(routes!(categorize_transactions))
 }
 
 /// A transaction as the API shows it. Money is a string with two decimals.
@@ -50,8 +53,16 @@ pub struct TransactionResponse {
     pub kind: TransactionType,
     /// MANUAL, API or FILE_IMPORT.
     pub source: Source,
-    /// The model's confidence in the category; null when a person chose it.
+    /// The model's calibrated probability of its top category (also when it was too unsure to apply
+    /// it and the category stayed `Uncategorized`); null when a person, a rule or a remembered
+    /// correction chose the category.
     pub confidence_score: Option<Confidence>,
+    /// Who chose the category: USER, RULE, MEMORY (a remembered correction), MODEL or NONE.
+    pub category_source: CategorySource,
+    /// For transactions that need review: the model's three most likely categories (in lists with
+    /// `needs_review=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestions: Option<Vec<Suggestion>>,
     /// The bank connection it came from.
     pub connection_id: Option<ConnectionId>,
     /// Creation time.
@@ -73,6 +84,8 @@ impl From<Transaction> for TransactionResponse {
             kind: t.kind,
             source: t.source,
             confidence_score: t.confidence_score,
+            category_source: t.category_source,
+            suggestions: None,
             connection_id: t.connection_id,
             created_at: t.created_at,
             updated_at: t.updated_at,
@@ -94,7 +107,8 @@ pub struct CreateTransactionRequest {
     /// Description (1 to 500 characters).
     #[schema(example = "Farmers market")]
     pub description: String,
-    /// Category (at most 50 characters); `Uncategorized` when absent.
+    /// Category (at most 50 characters). When absent the categorizer chooses (rules, remembered
+    /// corrections, then the model), or leaves it `Uncategorized` for review.
     #[serde(default)]
     #[schema(example = "Groceries")]
     pub category: Option<String>,
@@ -329,7 +343,15 @@ pub async fn list_page(state: &AppState, user: UserId, params: &ListParams) -> R
     } else {
         None
     };
-    Ok(TransactionPage { items: rows.into_iter().map(Into::into).collect(), next_cursor })
+    let mut items: Vec<TransactionResponse> = rows.into_iter().map(Into::into).collect();
+    if params.filter.needs_review && !items.is_empty() {
+        let categorizing = Categorizing::load(&state.ml, conn.c(), user, MemoryScope::For(&[])).await?;
+        for t in &mut items {
+            let subject = Subject { description: &t.description, amount: t.amount, kind: t.kind, date: t.date };
+            t.suggestions = Some(categorizing.suggestions(&subject, 3));
+        }
+    }
+    Ok(TransactionPage { items, next_cursor })
 }
 
 /// Record a transaction by hand (`source` MANUAL).
@@ -351,15 +373,24 @@ pub async fn create_transaction(
     let date = v.check("date", input::transaction_date(&req.date));
     let description = v.check("description", input::description(&req.description));
     let category = match req.category.as_deref() {
-        Some(c) => v.check("category", Category::parse(c)),
-        None => Some(Category::uncategorized()),
+        Some(c) => v.check("category", Category::parse(c)).map(Some),
+        None => Some(None),
     };
     let kind = v.check("type", req.kind.parse::<TransactionType>());
     v.finish()?;
-    let (Some(amount), Some(date), Some(description), Some(category), Some(kind)) =
-        (amount, date, description, category, kind)
-    else {
+    let category = category.expect("validated");
+    let (Some(amount), Some(date), Some(description), Some(kind)) = (amount, date, description, kind) else {
         unreachable!("validated");
+    };
+    let mut conn = state.db.conn().await?;
+    let (category, confidence_score, category_source) = match category {
+        Some(c) => (c, None, CategorySource::User),
+        None => {
+            let categorizing =
+                Categorizing::load(&state.ml, conn.c(), user.id, MemoryScope::For(&[description.as_str()])).await?;
+            let d = categorizing.decide(&Subject { description: &description, amount, kind, date });
+            (d.category, d.confidence, d.source)
+        }
     };
     let new = repo::NewTransaction {
         amount,
@@ -368,10 +399,10 @@ pub async fn create_transaction(
         category,
         kind,
         source: Source::Manual,
-        confidence_score: None,
+        confidence_score,
+        category_source,
         connection_id: None,
     };
-    let mut conn = state.db.conn().await?;
     let created = repo::create(conn.c(), user.id, &new).await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
@@ -423,10 +454,44 @@ pub async fn update_transaction(
         kind: req.kind.as_deref().and_then(|k| v.check("type", k.parse::<TransactionType>())),
         // A person choosing the category overrides the model: its confidence no longer applies.
         confidence_score: req.category.as_ref().map(|_| None),
+        category_source: req.category.as_ref().map(|_| CategorySource::User),
     };
     v.finish()?;
-    let mut conn = state.db.conn().await?;
-    let updated = repo::update(conn.c(), user.id, id, &patch).await?.ok_or(AppError::NotFound)?;
+    let mut tx = state.db.begin().await?;
+    let before = repo::get(tx.c(), user.id, id).await?.ok_or(AppError::NotFound)?;
+    let mut updated = repo::update(tx.c(), user.id, id, &patch).await?.ok_or(AppError::NotFound)?;
+    let mut corrections = None;
+    if let Some(category) = &patch.category {
+        // A correction (or a confirmation of the model's guess) is learned at once for the merchant
+        // and counted towards the next training.
+        if before.category_source != CategorySource::User || before.category != *category {
+            corrections = Some(crate::ml::learn(tx.c(), user.id, &[(updated.description.as_str(), category)]).await?);
+        }
+    } else if updated.category_source != CategorySource::User
+        && (before.description != updated.description || before.amount != updated.amount || before.kind != updated.kind)
+    {
+        // What the category was decided from changed: decide again.
+        let categorizing =
+            Categorizing::load(&state.ml, tx.c(), user.id, MemoryScope::For(&[updated.description.as_str()])).await?;
+        let d = categorizing.decide(&Subject {
+            description: &updated.description,
+            amount: updated.amount,
+            kind: updated.kind,
+            date: updated.date,
+        });
+        let change = repo::CategoryChange {
+            id,
+            category: d.category,
+            confidence_score: d.confidence,
+            category_source: d.source,
+        };
+        repo::set_categories(tx.c(), user.id, std::slice::from_ref(&change)).await?;
+        updated = repo::get(tx.c(), user.id, id).await?.ok_or(AppError::NotFound)?;
+    }
+    tx.commit().await?;
+    if let Some(n) = corrections {
+        crate::ml::retrain_if_due(&state, user.id, n).await;
+    }
     Ok(Json(updated.into()))
 }
 
@@ -558,7 +623,126 @@ pub async fn bulk_change_transactions(
             ids.len()
         )));
     }
+    let mut corrections = None;
+    if let BulkChange::SetCategory(category) = &change {
+        let rows = repo::list_by_ids(tx.c(), user.id, &ids).await?;
+        let learned: Vec<(&str, &Category)> = rows
+            .iter()
+            .filter(|t| t.category_source != CategorySource::User || t.category != *category)
+            .map(|t| (t.description.as_str(), category))
+            .collect();
+        if !learned.is_empty() {
+            corrections = Some(crate::ml::learn(tx.c(), user.id, &learned).await?);
+        }
+    }
     let updated = repo::bulk_change(tx.c(), user.id, &ids, &change).await?;
     tx.commit().await?;
+    if let Some(n) = corrections {
+        crate::ml::retrain_if_due(&state, user.id, n).await;
+    }
     Ok(Json(BulkResponse { action: req.action, updated }))
+}
+
+/// Which transactions to categorize.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CategorizeRequest {
+    /// These transactions (1 to 1,000). Without ids: the uncategorized ones, up to 10,000 per call
+    /// (`remaining` says whether to call again).
+    #[serde(default)]
+    pub ids: Option<Vec<TransactionId>>,
+}
+
+/// What a categorization pass did.
+#[derive(Serialize, ToSchema)]
+pub struct CategorizeResponse {
+    /// Transactions looked at (those whose category a person set are never touched and not counted).
+    pub examined: u64,
+    /// Given a category by a rule.
+    pub by_rule: u64,
+    /// Given a category by a remembered correction.
+    pub by_memory: u64,
+    /// Given a category by the model.
+    pub by_model: u64,
+    /// Left `Uncategorized` for review (nobody was sure enough).
+    pub needs_review: u64,
+    /// The model used, if any.
+    pub model_id: Option<ModelId>,
+    /// Whether uncategorized transactions remain beyond this call's limit.
+    pub remaining: bool,
+}
+
+/// Most transactions categorized per call without ids.
+const CATEGORIZE_LIMIT: i64 = 10_000;
+
+/// Categorize transactions on demand: the uncategorized ones, or the given ones (again, e.g. after new
+/// rules or a new model). Rules, remembered corrections and the model apply in that order; a category
+/// a person set is never changed. Atomic.
+#[utoipa::path(
+    post, path = "/transactions/categorize", tag = "transactions", security(("bearer" = [])),
+    request_body = CategorizeRequest,
+    responses(
+        (status = 200, body = CategorizeResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn categorize_transactions(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<CategorizeRequest>,
+) -> Result<Json<CategorizeResponse>> {
+    let ids = match req.ids {
+        Some(mut ids) => {
+            ids.sort();
+            ids.dedup();
+            if ids.is_empty() || ids.len() > 1000 {
+                let mut v = Validator::new();
+                v.error("ids", "give between 1 and 1000 transaction ids, or none for every uncategorized one");
+                v.finish()?;
+            }
+            Some(ids)
+        }
+        None => None,
+    };
+    let mut tx = state.db.begin().await?;
+    let rows = repo::categorizable(tx.c(), user.id, ids.as_deref(), CATEGORIZE_LIMIT + 1).await?;
+    let remaining = ids.is_none() && rows.len() as i64 > CATEGORIZE_LIMIT;
+    let rows = &rows[..rows.len().min(CATEGORIZE_LIMIT as usize)];
+    let categorizing = Categorizing::load(&state.ml, tx.c(), user.id, MemoryScope::All).await?;
+    let mut out = CategorizeResponse {
+        examined: rows.len() as u64,
+        by_rule: 0,
+        by_memory: 0,
+        by_model: 0,
+        needs_review: 0,
+        model_id: categorizing.model.as_ref().map(|m| m.id),
+        remaining,
+    };
+    let mut changes = Vec::with_capacity(rows.len());
+    for t in rows {
+        let d =
+            categorizing.decide(&Subject { description: &t.description, amount: t.amount, kind: t.kind, date: t.date });
+        if d.category.as_str() == Category::UNCATEGORIZED {
+            out.needs_review += 1;
+        } else {
+            match d.source {
+                CategorySource::Rule => out.by_rule += 1,
+                CategorySource::Memory => out.by_memory += 1,
+                CategorySource::Model => out.by_model += 1,
+                CategorySource::User | CategorySource::None => {}
+            }
+        }
+        if d.category != t.category || d.source != t.category_source || d.confidence != t.confidence_score {
+            changes.push(repo::CategoryChange {
+                id: t.id,
+                category: d.category,
+                confidence_score: d.confidence,
+                category_source: d.source,
+            });
+        }
+    }
+    repo::set_categories(tx.c(), user.id, &changes).await?;
+    tx.commit().await?;
+    Ok(Json(out))
 }

@@ -518,6 +518,7 @@ async fn bench_user_in(db: &magpie_db::Db, email: &str) -> anyhow::Result<magpie
 async fn import_bench(config: Config, args: ImportArgs) -> anyhow::Result<()> {
     use crate::import::{self, ImportRequest, Reader};
     let base = config.db_options();
+    let ml = crate::ml::Ml::new(&config)?;
     let mut report = serde_json::Map::new();
     report.insert("engine".into(), serde_json::json!(magpie_db::Engine::from_url(&base.url)?.as_str()));
 
@@ -618,11 +619,11 @@ async fn import_bench(config: Config, args: ImportArgs) -> anyhow::Result<()> {
     let small = generated_csv(args.reimport_rows, 7);
     let (db_re, opts_re) = magpie_db::Db::scratch(&base, "reimport").await?;
     let re_user = bench_user_in(&db_re, "re@bench.invalid").await?;
-    let first = import::run(&db_re, re_user, small.clone().into(), &request, |_| {}).await?;
+    let first = import::run(&db_re, &ml, re_user, small.clone().into(), &request, |_| {}).await?;
     // A re-import comes days after the first: by then autovacuum has done its pass over the new rows.
     db_re.refresh_statistics().await?;
     let t = Instant::now();
-    let second = import::run(&db_re, re_user, small.clone().into(), &request, |_| {}).await?;
+    let second = import::run(&db_re, &ml, re_user, small.clone().into(), &request, |_| {}).await?;
     let re_secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(second.imported == 0 && second.duplicates == first.imported, "re-import was not a no-op");
     db_re.drop_scratch(&base, &opts_re).await?;

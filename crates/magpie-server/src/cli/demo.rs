@@ -59,6 +59,8 @@ pub async fn seed(db: &magpie_db::Db, args: &SeedDemoArgs) -> anyhow::Result<usi
                 kind: t.kind,
                 source: Source::Manual,
                 confidence_score: None,
+                // The generator's categories are what a person would give: labels, as if set by hand.
+                category_source: magpie_domain::CategorySource::User,
                 connection_id: None,
             })
         })

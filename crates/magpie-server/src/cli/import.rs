@@ -42,12 +42,13 @@ pub struct ImportArgs {
 /// Import each file in turn (each in its own database transaction).
 pub async fn run(config: Config, args: ImportArgs) -> anyhow::Result<()> {
     let db = crate::app::open_database(&config).await?;
-    let result = import_all(&db, &args).await;
+    let ml = crate::ml::Ml::new(&config)?;
+    let result = import_all(&db, &ml, &args).await;
     db.close().await;
     result
 }
 
-async fn import_all(db: &magpie_db::Db, args: &ImportArgs) -> anyhow::Result<()> {
+async fn import_all(db: &magpie_db::Db, ml: &crate::ml::Ml, args: &ImportArgs) -> anyhow::Result<()> {
     let email = Email::parse(&args.user).map_err(|e| anyhow::anyhow!("--user: {e}"))?;
     let mut conn = db.conn().await?;
     let user = users::find_by_email(conn.c(), &email)
@@ -73,7 +74,7 @@ async fn import_all(db: &magpie_db::Db, args: &ImportArgs) -> anyhow::Result<()>
                 .progress_chars("=> "),
         );
         bar.set_message(path.display().to_string());
-        let outcome = import::run(db, user.id, bytes.into(), &request, |n| bar.set_position(n as u64)).await;
+        let outcome = import::run(db, ml, user.id, bytes.into(), &request, |n| bar.set_position(n as u64)).await;
         bar.finish_and_clear();
         match outcome {
             Ok(report) => {

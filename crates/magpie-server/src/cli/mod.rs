@@ -3,6 +3,7 @@
 mod bench;
 pub mod demo;
 mod import;
+pub mod ml;
 mod parse;
 mod user;
 
@@ -78,6 +79,9 @@ pub enum Command {
     /// Measure performance and print the figures (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The transaction categorizer: evaluate it on labelled data, train models, list the registry.
+    #[command(subcommand)]
+    Ml(ml::MlCommand),
 }
 
 /// `magpie migrate` flags.
@@ -117,6 +121,11 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Parse(args)) = &cli.command {
         return parse::run(args);
     }
+    if let Some(Command::Ml(cmd)) = &cli.command
+        && let Some(result) = ml::run_offline(cmd)
+    {
+        return result;
+    }
     let loaded = Config::load(cli.global.config.as_deref(), std::env::vars(), &cli.global.overrides())?;
     let config = loaded.config;
     crate::telemetry::init_tracing(config.log_format, &config.log_level)?;
@@ -131,6 +140,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Command::User(cmd) => user::run(config, cmd).await,
             Command::SeedDemo(args) => demo::run(config, args).await,
             Command::Import(args) => import::run(config, args).await,
+            Command::Ml(cmd) => ml::run(config, cmd).await,
             Command::Parse(_) => unreachable!("handled before start-up"),
             Command::Bench(cmd) => bench::run(config, cmd).await,
         }

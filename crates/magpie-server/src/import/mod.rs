@@ -12,7 +12,9 @@ use std::collections::{HashMap, HashSet};
 use magpie_db::imports::{self, Candidate, Counts, ImportedRow, KeyLookup};
 use magpie_db::transactions::NewTransaction;
 use magpie_db::{Db, DbTx};
-use magpie_domain::{Category, ImportBatchId, Money, Source, TransactionType, UserId};
+use std::sync::Arc;
+
+use magpie_domain::{Category, CategorySource, ImportBatchId, Money, Source, TransactionType, UserId};
 use magpie_import::csv::{self as csv_import, CsvOptions, Item, Layout};
 use magpie_import::fingerprint::{self, Occurrences};
 use magpie_import::{Format, ParseError, Row, Warning};
@@ -88,6 +90,13 @@ pub struct PreviewRow {
     pub kind: TransactionType,
     /// Description.
     pub description: String,
+    /// The category it gets (from the rules, remembered corrections or the model).
+    pub category: Category,
+    /// Who chose the category.
+    pub category_source: CategorySource,
+    /// The model's confidence, when the model chose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence_score: Option<magpie_domain::Confidence>,
     /// What happens to it.
     pub status: RowStatus,
     /// Ledger transactions that look like the same payment (same amount and type, a few days apart,
@@ -182,6 +191,7 @@ fn to_transaction(row: &Row, warnings: &mut Vec<RowError>) -> Result<NewTransact
         kind,
         source: Source::FileImport,
         confidence_score: None,
+        category_source: CategorySource::None,
         connection_id: None,
     })
 }
@@ -227,6 +237,7 @@ impl Context {
 /// unreadable rows are tallied. Shared by the import and by the benchmark's bare insert.
 pub struct Reader<'a> {
     source: RowSource<'a>,
+    categorizing: Option<Arc<crate::ml::Categorizing>>,
     ctx: Context,
     csv_account: String,
     tally: Tally,
@@ -279,6 +290,7 @@ impl<'a> Reader<'a> {
         };
         Ok(Reader {
             source,
+            categorizing: None,
             ctx: Context { account_override: request.account.clone(), occurrences: Default::default() },
             csv_account: request.csv.account.clone().unwrap_or_default(),
             tally,
@@ -331,6 +343,9 @@ impl<'a> Reader<'a> {
                             TransactionType::Income
                         },
                         description: row.description.clone(),
+                        category: Category::uncategorized(),
+                        category_source: CategorySource::None,
+                        confidence_score: None,
                         status: if row.pending { RowStatus::Pending } else { RowStatus::ZeroAmount },
                         possible_duplicates: Vec::new(),
                     });
@@ -338,7 +353,18 @@ impl<'a> Reader<'a> {
                 continue;
             }
             match to_transaction(&row, &mut self.tally.warnings) {
-                Ok(t) => {
+                Ok(mut t) => {
+                    if let Some(c) = &self.categorizing {
+                        let d = c.decide(&crate::ml::Subject {
+                            description: &t.description,
+                            amount: t.amount,
+                            kind: t.kind,
+                            date: t.date,
+                        });
+                        t.category = d.category;
+                        t.confidence_score = d.confidence;
+                        t.category_source = d.source;
+                    }
                     let (external_key, fingerprint) = self.ctx.keys(&account, &row);
                     chunk.push(Pending { line: row.line, row: ImportedRow { tx: t, external_key, fingerprint } });
                 }
@@ -373,8 +399,14 @@ enum Read {
 }
 
 /// Read `bytes` chunk by chunk into `out`, until the end or until the receiver is gone (the import
-/// failed on the database side).
-fn read_file(bytes: &[u8], request: &ImportRequest, out: &tokio::sync::mpsc::Sender<Result<Read, ImportError>>) {
+/// failed on the database side). Rows are categorized here, on the reading thread, while the database
+/// writes the previous chunk.
+fn read_file(
+    bytes: &[u8],
+    request: &ImportRequest,
+    categorizing: Option<Arc<crate::ml::Categorizing>>,
+    out: &tokio::sync::mpsc::Sender<Result<Read, ImportError>>,
+) {
     let mut holder = None;
     let mut reader = match Reader::open(bytes, request, &mut holder) {
         Ok(r) => r,
@@ -383,6 +415,7 @@ fn read_file(bytes: &[u8], request: &ImportRequest, out: &tokio::sync::mpsc::Sen
             return;
         }
     };
+    reader.categorizing = categorizing;
     let opened = Read::Opened {
         format: reader.format,
         encoding: reader.encoding.clone(),
@@ -419,14 +452,19 @@ fn reader_gone() -> ImportError {
 /// parsing overlaps the database's work (on PostgreSQL, another process; on SQLite, another thread).
 pub async fn run(
     db: &Db,
+    ml: &crate::ml::Ml,
     user: UserId,
     bytes: axum::body::Bytes,
     request: &ImportRequest,
     mut progress: impl FnMut(usize),
 ) -> Result<ImportReport, ImportError> {
+    let categorizing = {
+        let mut conn = db.conn().await?;
+        Arc::new(crate::ml::Categorizing::load(ml, conn.c(), user, crate::ml::MemoryScope::All).await?)
+    };
     let (sender, mut chunks) = tokio::sync::mpsc::channel(2);
     let thread_request = request.clone();
-    let reading = tokio::task::spawn_blocking(move || read_file(&bytes, &thread_request, &sender));
+    let reading = tokio::task::spawn_blocking(move || read_file(&bytes, &thread_request, Some(categorizing), &sender));
     let result = import_chunks(db, user, request, &mut chunks, &mut progress).await;
     // On failure, dropping the receiver stops the reader at its next chunk.
     drop(chunks);
@@ -524,6 +562,9 @@ async fn import_chunks(
                     amount: p.row.tx.amount,
                     kind: p.row.tx.kind,
                     description: p.row.tx.description.clone(),
+                    category: p.row.tx.category.clone(),
+                    category_source: p.row.tx.category_source,
+                    confidence_score: p.row.tx.confidence_score,
                     status,
                     possible_duplicates: dupes,
                 });

@@ -466,6 +466,7 @@ app_test!(deleting_the_account_needs_the_password_and_removes_every_child_row, |
                 kind: TransactionType::Expense,
                 source: Source::Api,
                 confidence_score: None,
+                category_source: magpie_domain::CategorySource::User,
                 connection_id: Some(conn.id),
             },
         )

@@ -42,7 +42,13 @@ async fn new_user(db: &Db) -> UserId {
 
 async fn import(db: &Db, user: UserId, bytes: Vec<u8>, name: &str) -> Result<ImportReport, import::ImportError> {
     let request = ImportRequest { filename: Some(name.to_owned()), ..ImportRequest::default() };
-    import::run(db, user, bytes.into(), &request, |_| {}).await
+    let models = tempfile::tempdir().unwrap();
+    let config = magpie_server::config::Config {
+        model_store: Some(models.path().display().to_string()),
+        ..magpie_server::config::Config::default()
+    };
+    let ml = magpie_server::ml::Ml::new(&config).unwrap();
+    import::run(db, &ml, user, bytes.into(), &request, |_| {}).await
 }
 
 db_test!(every_corpus_file_reimports_as_zero_new_rows, |db| {

@@ -2,6 +2,7 @@
 
 mod auth;
 mod binary;
+mod categorization;
 mod cli_import;
 mod corpus;
 mod errors;

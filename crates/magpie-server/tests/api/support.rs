@@ -16,6 +16,8 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub test_db: TestDb,
+    /// The model store's folder, removed with the app.
+    pub models: tempfile::TempDir,
 }
 
 /// A registered, signed-in user.
@@ -64,7 +66,8 @@ impl TestResponse {
 /// The configuration tests run with.
 pub fn test_config() -> Config {
     // bcrypt's minimum cost keeps tests fast; the cost itself is a configuration value.
-    Config { request_timeout_secs: 10, bcrypt_cost: 4, ..Config::default() }
+    // Jobs are run by the tests themselves (`jobs::run_pending`), so they are deterministic.
+    Config { request_timeout_secs: 10, bcrypt_cost: 4, jobs_worker: false, ..Config::default() }
 }
 
 impl TestApp {
@@ -78,11 +81,13 @@ impl TestApp {
         Some(Self::with(TestDb::postgres().await?, test_config()).await)
     }
 
-    /// Over a given database and configuration.
-    pub async fn with(test_db: TestDb, config: Config) -> TestApp {
+    /// Over a given database and configuration (its model store is a folder of the app's own).
+    pub async fn with(test_db: TestDb, mut config: Config) -> TestApp {
         crate::logs::install();
+        let models = tempfile::tempdir().expect("model folder");
+        config.model_store = Some(models.path().display().to_string());
         let state = AppState::build(config, test_db.db.clone()).await.expect("app state");
-        TestApp { router: router(state.clone()), state, test_db }
+        TestApp { router: router(state.clone()), state, test_db, models }
     }
 
     /// Send a request.

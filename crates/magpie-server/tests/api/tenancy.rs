@@ -45,6 +45,29 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
         .await
         .json();
     let deleted_id = deleted["id"].as_str().unwrap().to_owned();
+    let rule = app
+        .authed(Method::POST, "/api/v1/rules", &owner.access, Some(&json!({"pattern": "owned", "category": "Mine"})))
+        .await
+        .json();
+    // A personal model and a training job of the owner's.
+    for i in 0..52 {
+        let category = if i % 2 == 0 { "Owned A" } else { "Owned B" };
+        app.authed(
+            Method::POST,
+            "/api/v1/transactions",
+            &owner.access,
+            Some(&json!({"amount": "1.00", "date": "2026-01-04", "description": format!("{category} {i}"),
+                         "type": "EXPENSE", "category": category})),
+        )
+        .await;
+    }
+    let job = app.authed(Method::POST, "/api/v1/models/train", &owner.access, None).await.json();
+    magpie_server::jobs::run_pending(&app.state).await.unwrap();
+    let finished = app
+        .authed(Method::GET, &format!("/api/v1/jobs/{}", job["id"].as_str().unwrap()), &owner.access, None)
+        .await
+        .json();
+    let model_id = finished["result"]["model_id"].as_str().expect("the owner's model was trained").to_owned();
     let csv = "Date,Description,Amount\n2026-01-05,Owned import,-9.99\n";
     let batch = app.import(&owner.access, "filename=owned.csv", csv.as_bytes()).await.json();
     app.authed(Method::DELETE, &format!("/api/v1/transactions/{deleted_id}"), &owner.access, None).await;
@@ -61,12 +84,31 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
                 (Method::PATCH, "/api/v1/transactions/{id}", Some(json!({"amount": "0.01", "category": "Stolen"}))),
                 (Method::DELETE, "/api/v1/transactions/{id}", None),
             ],
-            check: ("/api/v1/transactions", "id"),
+            check: ("/api/v1/transactions?limit=500", "id"),
         },
         Resource {
             id: batch["batch_id"].as_str().unwrap().to_owned(),
             routes: vec![(Method::GET, "/api/v1/imports/{id}", None), (Method::DELETE, "/api/v1/imports/{id}", None)],
             check: ("/api/v1/imports", "id"),
+        },
+        Resource {
+            id: rule["id"].as_str().unwrap().to_owned(),
+            routes: vec![
+                (Method::GET, "/api/v1/rules/{id}", None),
+                (Method::PATCH, "/api/v1/rules/{id}", Some(json!({"category": "Stolen"}))),
+                (Method::DELETE, "/api/v1/rules/{id}", None),
+            ],
+            check: ("/api/v1/rules", "id"),
+        },
+        Resource {
+            id: model_id,
+            routes: vec![(Method::POST, "/api/v1/models/{id}/activate", None)],
+            check: ("/api/v1/models", "id"),
+        },
+        Resource {
+            id: job["id"].as_str().unwrap().to_owned(),
+            routes: vec![(Method::GET, "/api/v1/jobs/{id}", None)],
+            check: ("/api/v1/jobs/{owned}", "id"),
         },
         Resource {
             id: deleted_id,
@@ -89,9 +131,10 @@ async fn assert_isolated(app: &TestApp) {
         }
         // The owner still sees the record, unchanged.
         let (list_path, id_field) = resource.check;
-        let list = app.authed(Method::GET, list_path, &owner.access, None).await.json();
-        // Lists are either a bare array or a page with `items`.
-        let items = list.as_array().or_else(|| list["items"].as_array()).cloned().unwrap_or_default();
+        let list_path = list_path.replace("{owned}", &resource.id);
+        let list = app.authed(Method::GET, &list_path, &owner.access, None).await.json();
+        // Lists are a bare array, a page with `items`, or the record itself.
+        let items = list.as_array().or_else(|| list["items"].as_array()).cloned().unwrap_or_else(|| vec![list.clone()]);
         assert!(items.iter().any(|i| i[id_field] == resource.id.as_str()), "{list_path} lost the record");
     }
 }
