@@ -670,6 +670,14 @@ pub async fn count_labelled(conn: Conn<'_>, user: UserId) -> Result<i64> {
     Ok(on_conn!(conn, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(user).fetch_one(&mut *c).await?))
 }
 
+/// Whether the user has more than `n` labelled transactions, reading at most `n + 1` rows (cheap
+/// enough to ask after every labelling action).
+pub async fn has_more_labelled_than(conn: Conn<'_>, user: UserId, n: i64) -> Result<bool> {
+    let sql = format!("select count(*) from (select 1 from transactions where {LABELLED} limit $2) as labelled");
+    let count: i64 = on_conn!(conn, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(user).bind(n + 1).fetch_one(&mut *c).await?);
+    Ok(count > n)
+}
+
 /// Live transactions a model may (re)categorize: the given ones, or without ids every uncategorized
 /// one; never those whose category a person set.
 #[tracing::instrument(skip_all, fields(user.id = %user))]

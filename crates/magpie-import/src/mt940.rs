@@ -118,7 +118,8 @@ fn line61(value: &str) -> Result<Line61, String> {
     let mut joined = lines.first().copied().unwrap_or("").trim().to_owned();
     let mut used = 1;
     loop {
-        let rest: Vec<&str> = lines[used..].to_vec();
+        // An empty `:61:` has no lines at all (found by fuzzing).
+        let rest: Vec<&str> = lines.get(used..).unwrap_or_default().to_vec();
         match line61_first(&joined, &rest) {
             Err(e) if e.starts_with("no amount") && used < lines.len() => {
                 joined.push_str(lines[used].trim());
@@ -450,6 +451,10 @@ mod tests {
         assert_eq!(line61("100101CR2,00NMSCNONREF").unwrap().amount.to_string(), "2.00");
         assert_eq!(line61("100101RD2,00NMSC").unwrap().amount.to_string(), "2.00");
         assert!(line61("garbage").is_err());
+        assert!(line61("").is_err());
+        let empty61 = ":20:X\n:25:123\n:60F:C100101EUR0,00\n:61:\n:62F:C100101EUR0,00\n";
+        assert!(parse(empty61.as_bytes()).is_ok_and(|p| p.row_count() == 0) || parse(empty61.as_bytes()).is_err());
+        assert!(line61("\n").is_err());
     }
 
     #[test]

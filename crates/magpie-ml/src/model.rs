@@ -61,6 +61,13 @@ pub struct TrainConfig {
     pub small_folds: usize,
     /// See `small_folds`.
     pub small_rows: usize,
+    /// Above this many rows, one stratified 20% holdout replaces the folds, and `large_candidates`
+    /// the candidates: with that much data the choice is clearer and a third of the work decides it.
+    pub large_rows: usize,
+    /// The candidates tried above `large_rows` (all of `candidates` when empty).
+    pub large_candidates: Vec<Candidate>,
+    /// Largest model file, in bytes: the vocabulary is cut to what fits with this many classes.
+    pub max_model_bytes: usize,
     /// The solver settings to choose among by cross-validated accuracy plus macro-F1. Which works best
     /// depends on the data (a small ledger wants more regularization than a large one; channel codes
     /// favour naive-Bayes scaling, merchant names do not), so each user's model picks its own.
@@ -78,6 +85,11 @@ impl Default for TrainConfig {
             calibration_folds: 3,
             small_folds: 5,
             small_rows: 5_000,
+            large_rows: 20_000,
+            // Regularization pays at every size we measured once rows are many; whether NB scaling
+            // helps still depends on the data.
+            large_candidates: vec![Candidate { c: 0.3, nb_scaling: false }, Candidate { c: 0.3, nb_scaling: true }],
+            max_model_bytes: 9_500_000,
             candidates: vec![
                 Candidate { c: 1.0, nb_scaling: false },
                 Candidate { c: 0.3, nb_scaling: false },
@@ -301,13 +313,17 @@ impl Categorizer {
         if labels.len() < 2 {
             return Err(MlError::Training(format!("{} class(es); at least two are needed", labels.len())));
         }
-        let Some(&first) = config.candidates.first() else {
+        if config.candidates.is_empty() {
             return Err(MlError::Training("no solver candidates".into()));
-        };
+        }
         let y: Vec<usize> =
             targets.iter().map(|t| labels.binary_search_by(|l| l.as_str().cmp(t)).unwrap_or(0)).collect();
-        let (vocabulary, groups) = vectorize_training(examples, &y, &config.features);
         let classes = labels.len();
+        // A column costs its key, block and IDF (13 bytes) and a half-precision weight per class.
+        let mut features = config.features.clone();
+        features.max_columns =
+            features.max_columns.min(config.max_model_bytes.saturating_sub(64 * 1024) / (13 + 2 * classes));
+        let (vocabulary, groups) = vectorize_training(examples, &y, &features);
         let mut counts = vec![0usize; classes];
         for &l in &y {
             counts[l] += 1;
@@ -336,8 +352,13 @@ impl Categorizer {
             linear::train(&sub, &sub_y, &sub_w, classes, &class_weight, params, threads)
         };
 
-        // Cross-validation over the original rows (a merchant seen in another fold counts as seen, as it
-        // would in the ledger), training on the groups that fold's rows make up.
+        // Validation over the original rows (a merchant seen in another part counts as seen, as it would
+        // in the ledger), training on the groups the other parts' rows make up: k folds, or for a large
+        // training set one stratified holdout (plenty of rows to choose and calibrate on, at a third of
+        // the cost).
+        let large = y.len() > config.large_rows;
+        let candidates: &[Candidate] =
+            if large && !config.large_candidates.is_empty() { &config.large_candidates } else { &config.candidates };
         let folds = if y.len() <= config.small_rows && config.calibration_folds >= 2 {
             config.small_folds.max(config.calibration_folds)
         } else {
@@ -345,13 +366,19 @@ impl Categorizer {
         };
         let mut temperature = 1.0;
         let mut calibrator = Calibrator::default();
-        let mut selection = Selection { tried: Vec::new(), chosen: first, held_out: None };
+        let mut selection = Selection { tried: Vec::new(), chosen: candidates[0], held_out: None };
         if folds >= 2 && y.len() >= 10 * folds {
-            let parts = split::folds(&y, classes, folds, config.svm.seed);
-            // Every (candidate, fold) is an independent training: spread them over the threads, each
-            // training on one.
+            // `parts` partition the rows; the first `validated` of them are each held out once.
+            let (parts, validated) = if large {
+                let (train, test) = split::train_test(&y, classes, 0.2, config.svm.seed);
+                (vec![test, train], 1)
+            } else {
+                (split::folds(&y, classes, folds, config.svm.seed), folds)
+            };
+            // Every (candidate, held-out part) is an independent training: spread them over the
+            // threads, each training on one.
             let jobs: Vec<(usize, usize)> =
-                (0..config.candidates.len()).flat_map(|c| (0..folds).map(move |f| (c, f))).collect();
+                (0..candidates.len()).flat_map(|c| (0..validated).map(move |f| (c, f))).collect();
             let next = std::sync::atomic::AtomicUsize::new(0);
             let results: std::sync::Mutex<Vec<(usize, usize, LinearModel)>> = Default::default();
             std::thread::scope(|scope| {
@@ -368,7 +395,7 @@ impl Categorizer {
                                     }
                                 }
                             }
-                            let model = train_on(&weight, &params_of(config.candidates[c]), 1);
+                            let model = train_on(&weight, &params_of(candidates[c]), 1);
                             results.lock().expect("no panics while held").push((c, f, model));
                         }
                     });
@@ -376,37 +403,40 @@ impl Categorizer {
             });
             let mut results = results.into_inner().expect("no panics while held");
             results.sort_by_key(|(c, f, _)| (*c, *f));
+            // The rows that were held out, in a fixed order, and their truth.
+            let rows: Vec<usize> = parts[..validated].iter().flatten().copied().collect();
+            let truth: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
             let mut best: Option<(f64, Vec<Vec<f32>>)> = None;
-            for (c, candidate) in config.candidates.iter().enumerate() {
-                let mut oof: Vec<Vec<f32>> = vec![Vec::new(); y.len()];
+            for (c, candidate) in candidates.iter().enumerate() {
+                let mut scores: Vec<Vec<f32>> = Vec::with_capacity(rows.len());
                 for (_, f, model) in results.iter().filter(|r| r.0 == c) {
                     let mut s = vec![0f32; classes];
                     for &i in &parts[*f] {
                         model.scores(groups.x.row(groups.of_row[i]), &mut s);
-                        oof[i] = s.clone();
+                        scores.push(s.clone());
                     }
                 }
-                let predicted: Vec<usize> = oof.iter().map(|s| argmax(s)).collect();
-                let m = crate::metrics::evaluate(&y, &predicted, &labels);
+                let predicted: Vec<usize> = scores.iter().map(|s| argmax(s)).collect();
+                let m = crate::metrics::evaluate(&truth, &predicted, &labels);
                 selection.tried.push((*candidate, m.accuracy, m.macro_f1));
                 let score = m.accuracy + m.macro_f1;
                 // Ties keep the earlier (simpler) candidate.
                 if best.as_ref().is_none_or(|(b, _)| score > *b + 1e-9) {
-                    best = Some((score, oof));
+                    best = Some((score, scores));
                     selection.chosen = *candidate;
                     selection.held_out = Some(m);
                 }
             }
-            if let Some((_, oof)) = best {
-                temperature = fit_temperature(&oof, &y);
+            if let Some((_, scores)) = best {
+                temperature = fit_temperature(&scores, &truth);
                 let mut p = vec![0f32; classes];
-                let pairs: Vec<(f32, bool)> = oof
+                let pairs: Vec<(f32, bool)> = scores
                     .iter()
-                    .zip(&y)
-                    .map(|(s, &truth)| {
+                    .zip(&truth)
+                    .map(|(s, &t)| {
                         softmax_into(s, temperature, &mut p);
                         let top = argmax(&p);
-                        (p[top], top == truth)
+                        (p[top], top == t)
                     })
                     .collect();
                 calibrator = Calibrator::fit(&pairs);
@@ -425,7 +455,7 @@ impl Categorizer {
         });
         let categorizer = Categorizer {
             labels,
-            features: config.features.clone(),
+            features,
             vocabulary,
             model,
             temperature,

@@ -404,6 +404,10 @@ pub async fn create_transaction(
         connection_id: None,
     };
     let created = repo::create(conn.c(), user.id, &new).await?;
+    drop(conn);
+    if created.category_source == CategorySource::User {
+        crate::ml::train_if_due(&state, user.id, None).await;
+    }
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
@@ -489,8 +493,8 @@ pub async fn update_transaction(
         updated = repo::get(tx.c(), user.id, id).await?.ok_or(AppError::NotFound)?;
     }
     tx.commit().await?;
-    if let Some(n) = corrections {
-        crate::ml::retrain_if_due(&state, user.id, n).await;
+    if patch.category.is_some() {
+        crate::ml::train_if_due(&state, user.id, corrections).await;
     }
     Ok(Json(updated.into()))
 }
@@ -637,8 +641,8 @@ pub async fn bulk_change_transactions(
     }
     let updated = repo::bulk_change(tx.c(), user.id, &ids, &change).await?;
     tx.commit().await?;
-    if let Some(n) = corrections {
-        crate::ml::retrain_if_due(&state, user.id, n).await;
+    if matches!(change, BulkChange::SetCategory(_)) {
+        crate::ml::train_if_due(&state, user.id, corrections).await;
     }
     Ok(Json(BulkResponse { action: req.action, updated }))
 }

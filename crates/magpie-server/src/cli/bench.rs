@@ -27,6 +27,27 @@ pub enum BenchCommand {
     /// bare bulk insert of the same rows (multi-row INSERT on SQLite, COPY on PostgreSQL) into a fresh
     /// copy of the same table, peak memory, and re-importing already-imported rows.
     Import(ImportArgs),
+    /// The categorizer: training time on 40,000 rows (the shipped training set's generator, or a
+    /// labelled CSV with `--data`), single-transaction prediction latency, batch throughput, model
+    /// file size.
+    Ml(MlArgs),
+}
+
+/// `magpie bench ml` flags.
+#[derive(Debug, Args)]
+pub struct MlArgs {
+    /// Train on this labelled CSV (`description,amount,date,type,category`) instead of generated rows.
+    #[arg(long)]
+    pub data: Option<std::path::PathBuf>,
+    /// Generated training rows (when no `--data`).
+    #[arg(long, default_value_t = 40_000)]
+    pub rows: usize,
+    /// Single predictions to time.
+    #[arg(long, default_value_t = 20_000)]
+    pub predictions: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `magpie bench import` flags.
@@ -89,6 +110,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Auth(args) => auth(config, args).await,
         BenchCommand::Transactions(args) => transactions(config, args).await,
         BenchCommand::Import(args) => import_bench(config, args).await,
+        BenchCommand::Ml(args) => tokio::task::spawn_blocking(move || ml_bench(&args)).await?,
     }
 }
 
@@ -466,7 +488,7 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
 /// Run `magpie import --json` on `csv` against `url` in a child process: (wall seconds, rows imported,
 /// peak resident MiB). The peak is read from /proc while the child runs (it is a high-water mark, so a
 /// read after the peak sees it); a zombie child keeps its /proc entry until it is reaped.
-async fn import_in_child(url: &str, csv: &[u8]) -> anyhow::Result<(f64, usize, f64)> {
+async fn import_in_child(url: &str, csv: &[u8], models: &std::path::Path) -> anyhow::Result<(f64, usize, f64)> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("bench.csv");
     std::fs::write(&file, csv)?;
@@ -474,6 +496,7 @@ async fn import_in_child(url: &str, csv: &[u8]) -> anyhow::Result<(f64, usize, f
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["import", "--json", "--log-level", "warn", "--user", "import@bench.invalid", "--database-url", url])
         .arg(&file)
+        .env("MAGPIE_MODEL_STORE", models)
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     let pid = child.id().ok_or_else(|| anyhow::anyhow!("the import process exited at once"))?;
@@ -500,6 +523,14 @@ async fn import_in_child(url: &str, csv: &[u8]) -> anyhow::Result<(f64, usize, f
     Ok((secs, imported, peak))
 }
 
+/// Register the shipped global model in `db`, its file in `models`.
+async fn install_model(config: &Config, db: &magpie_db::Db, models: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config { model_store: Some(models.display().to_string()), ..config.clone() };
+    let state = AppState::build(config, db.clone()).await?;
+    crate::ml::training::install_shipped_global_model(&state).await?;
+    Ok(())
+}
+
 async fn bench_user_in(db: &magpie_db::Db, email: &str) -> anyhow::Result<magpie_domain::UserId> {
     let mut conn = db.conn().await?;
     let user = magpie_db::users::create(
@@ -518,7 +549,6 @@ async fn bench_user_in(db: &magpie_db::Db, email: &str) -> anyhow::Result<magpie
 async fn import_bench(config: Config, args: ImportArgs) -> anyhow::Result<()> {
     use crate::import::{self, ImportRequest, Reader};
     let base = config.db_options();
-    let ml = crate::ml::Ml::new(&config)?;
     let mut report = serde_json::Map::new();
     report.insert("engine".into(), serde_json::json!(magpie_db::Engine::from_url(&base.url)?.as_str()));
 
@@ -578,8 +608,11 @@ async fn import_bench(config: Config, args: ImportArgs) -> anyhow::Result<()> {
     // data and whatever its allocator kept from the parse runs).
     let (db_import, opts_import) = magpie_db::Db::scratch(&base, "import").await?;
     bench_user_in(&db_import, "import@bench.invalid").await?;
+    // Categorization is part of an import: the shipped global model is there, as on a real instance.
+    let models = tempfile::tempdir()?;
+    install_model(&config, &db_import, models.path()).await?;
     db_import.close().await;
-    let (import_secs, imported, peak) = import_in_child(&opts_import.url, &csv).await?;
+    let (import_secs, imported, peak) = import_in_child(&opts_import.url, &csv, models.path()).await?;
     anyhow::ensure!(imported >= args.rows * 99 / 100, "only {imported} rows imported");
     let db_import = magpie_db::Db::connect(&opts_import).await?;
     db_import.drop_scratch(&base, &opts_import).await?;
@@ -619,6 +652,10 @@ async fn import_bench(config: Config, args: ImportArgs) -> anyhow::Result<()> {
     let small = generated_csv(args.reimport_rows, 7);
     let (db_re, opts_re) = magpie_db::Db::scratch(&base, "reimport").await?;
     let re_user = bench_user_in(&db_re, "re@bench.invalid").await?;
+    let re_models = tempfile::tempdir()?;
+    install_model(&config, &db_re, re_models.path()).await?;
+    let ml =
+        crate::ml::Ml::new(&Config { model_store: Some(re_models.path().display().to_string()), ..config.clone() })?;
     let first = import::run(&db_re, &ml, re_user, small.clone().into(), &request, |_| {}).await?;
     // A re-import comes days after the first: by then autovacuum has done its pass over the new rows.
     db_re.refresh_statistics().await?;
@@ -659,6 +696,104 @@ async fn import_bench(config: Config, args: ImportArgs) -> anyhow::Result<()> {
             "re-import of {} rows: {:.0} rows/s",
             report["reimport"]["rows"],
             report["reimport"]["rows_per_s"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}
+
+/// The categorizer's figures (no database).
+fn ml_bench(args: &MlArgs) -> anyhow::Result<()> {
+    use magpie_ml::{Categorizer, Example, TrainConfig, Workspace, global};
+    // Training rows: owned text, then borrowed examples.
+    let (texts, cents, directions, labels, source): (Vec<String>, Vec<Option<i64>>, Vec<_>, Vec<String>, String) =
+        match &args.data {
+            Some(path) => {
+                let rows = magpie_ml::eval::load_csv(path).map_err(|e| anyhow::anyhow!(e))?;
+                let n = rows.len().min(args.rows);
+                (
+                    rows[..n].iter().map(|r| r.description.clone()).collect(),
+                    rows[..n].iter().map(|r| r.amount_cents).collect(),
+                    rows[..n].iter().map(|r| r.direction).collect(),
+                    rows[..n].iter().map(|r| r.category.clone()).collect(),
+                    path.display().to_string(),
+                )
+            }
+            None => {
+                let per = args.rows.div_ceil(global::categories().count());
+                let rows = global::training_set(per, 3);
+                let n = rows.len().min(args.rows);
+                (
+                    rows[..n].iter().map(|r| r.text.clone()).collect(),
+                    rows[..n].iter().map(|r| Some(r.amount_cents)).collect(),
+                    rows[..n].iter().map(|r| Some(r.direction)).collect(),
+                    rows[..n].iter().map(|r| r.category.to_owned()).collect(),
+                    "generated bank strings (the global training set's generator)".to_owned(),
+                )
+            }
+        };
+    let examples: Vec<Example<'_>> = (0..texts.len())
+        .map(|i| Example { text: &texts[i], amount_cents: cents[i], direction: directions[i], date: None, extra: None })
+        .collect();
+    let targets: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    let (model, selection) = Categorizer::train_with_selection(&examples, &targets, &TrainConfig::default())?;
+    let train_secs = t.elapsed().as_secs_f64();
+    let bytes = model.to_bytes();
+    let t = Instant::now();
+    let loaded = Categorizer::from_bytes(&bytes)?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    // One at a time, as a request categorizes one manual transaction: a warm per-thread workspace.
+    let probe = global::training_set(20, 77);
+    let mut ws = Workspace::default();
+    let mut lat: Vec<f64> = Vec::with_capacity(args.predictions);
+    for r in probe.iter().cycle().take(args.predictions) {
+        let ex = r.example();
+        let t = Instant::now();
+        std::hint::black_box(loaded.predict(&ex, &mut ws));
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    lat.sort_by(f64::total_cmp);
+    // Batch throughput on one thread (an import categorizes on its reading thread).
+    let t = Instant::now();
+    let mut n = 0usize;
+    while t.elapsed() < Duration::from_secs(1) {
+        for r in &probe {
+            std::hint::black_box(loaded.predict(&r.example(), &mut ws));
+            n += 1;
+        }
+    }
+    let rows_per_s = n as f64 / t.elapsed().as_secs_f64();
+    let report = serde_json::json!({
+        "training_rows": examples.len(),
+        "classes": model.classes(),
+        "source": source,
+        "train_seconds": train_secs,
+        "chosen": selection.chosen,
+        "held_out_accuracy": model.held_out.map(|m| m.accuracy),
+        "model_bytes": bytes.len(),
+        "load_ms": load_ms,
+        "predict_us_p50": percentile(&lat, 0.5),
+        "predict_us_p99": percentile(&lat, 0.99),
+        "predict_rows_per_s_one_thread": rows_per_s,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "trained on {} rows ({} classes, {}) in {:.2} s; held-out accuracy {}\n\
+             model file {:.2} MB, loaded in {:.1} ms\n\
+             one prediction: p50 {:.1} µs, p99 {:.1} µs; batch {:.0} rows/s on one thread",
+            examples.len(),
+            model.classes(),
+            source,
+            train_secs,
+            model.held_out.map_or("-".to_owned(), |m| format!("{:.4}", m.accuracy)),
+            bytes.len() as f64 / 1e6,
+            load_ms,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            rows_per_s
         );
     }
     Ok(())

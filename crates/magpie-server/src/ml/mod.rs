@@ -388,24 +388,29 @@ pub async fn learn(mut conn: Conn<'_>, user: UserId, corrections: &[(&str, &Cate
     magpie_db::memory::add_corrections(conn, user, corrections.len() as i64).await
 }
 
-/// Queue a retraining of the user's model once enough corrections have accumulated and the user has
-/// enough categorized transactions. The correction itself has already succeeded, so a failure here is
-/// logged, not returned.
-pub async fn retrain_if_due(state: &crate::app::AppState, user: UserId, corrections: i64) {
-    if corrections < state.ml.retrain_after {
-        return;
-    }
+/// Queue a training of the user's model when it is due: their first model once they have more than
+/// 50 categorized transactions, then a retraining after `ml_retrain_after_corrections` corrections
+/// (`corrections`: the count since the last training, when this call follows corrections). The
+/// labelling itself has already succeeded, so a failure here is logged, not returned.
+pub async fn train_if_due(state: &crate::app::AppState, user: UserId, corrections: Option<i64>) {
     let due = async {
         let mut conn = state.db.conn().await?;
-        let labelled = magpie_db::transactions::count_labelled(conn.c(), user).await?;
+        let has_model = models::active_id(conn.c(), Some(user), ModelType::Categorization).await?.is_some();
+        let due = if has_model {
+            corrections.is_some_and(|n| n >= state.ml.retrain_after)
+        } else {
+            magpie_db::transactions::has_more_labelled_than(conn.c(), user, training::MIN_USER_ROWS).await?
+        };
         drop(conn);
-        if labelled > training::MIN_USER_ROWS {
+        if due {
             let (job, new) = crate::jobs::enqueue_training(state, user).await?;
-            tracing::info!(job.id = %job, new, corrections, "queued a retraining after corrections");
+            if new {
+                tracing::info!(job.id = %job, first = !has_model, ?corrections, "queued a training of the user's model");
+            }
         }
         anyhow::Ok(())
     };
     if let Err(e) = due.await {
-        tracing::warn!(error = %format!("{e:#}"), "cannot queue a retraining");
+        tracing::warn!(error = %format!("{e:#}"), "cannot queue a training");
     }
 }

@@ -249,6 +249,19 @@ crate::app_test!(a_personal_model_needs_more_than_50_categorized_transactions, |
     assert!(result["skipped"].is_string(), "{result}");
 });
 
+crate::app_test!(the_first_model_is_trained_by_itself_once_there_are_enough_categorized_transactions, |app| {
+    let user = app.user().await;
+    ledger(app, &user, 50).await;
+    assert_eq!(jobs::run_pending(&app.state).await.unwrap(), 0, "50 are not enough");
+    ledger(app, &user, 1).await;
+    assert_eq!(jobs::run_pending(&app.state).await.unwrap(), 1, "the 51st queues the first training");
+    let models = app.authed(Method::GET, "/api/v1/models", &user.access, None).await.json();
+    assert!(models.as_array().unwrap().iter().any(|m| m["global"] == false && m["is_active"] == true), "{models}");
+    // With a model, more categorized transactions do not retrain it; corrections do.
+    ledger(app, &user, 5).await;
+    assert_eq!(jobs::run_pending(&app.state).await.unwrap(), 0);
+});
+
 crate::app_test!(activation_rolls_back_and_forward_and_prediction_follows, |app| {
     let user = app.user().await;
     ledger(app, &user, 60).await;

@@ -4,6 +4,7 @@ mod auth;
 mod binary;
 mod categorization;
 mod cli_import;
+mod cli_ml;
 mod corpus;
 mod errors;
 mod imports;
