@@ -245,23 +245,30 @@ pub fn evaluate(rows: &[Record], options: &EvalOptions, config: &TrainConfig) ->
         predicted.iter().zip(&truth).map(|(&p, &t)| if p == usize::MAX { (t + 1) % labels.len() } else { p }).collect();
     let metrics = metrics::evaluate(&truth, &predicted, &labels);
 
-    // Throughput: batch prediction on two threads, repeated for at least half a second.
+    // Throughput: batch prediction on two threads, each going over its half of the test rows again and
+    // again for at least half a second (threads started once: a small test set must not measure thread
+    // start-up).
     let started = Instant::now();
-    let mut predicted_rows = 0usize;
-    while started.elapsed().as_secs_f64() < 0.5 {
-        std::thread::scope(|s| {
-            for part in test_examples.chunks(test_examples.len().div_ceil(2).max(1)) {
+    let predicted_rows: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = test_examples
+            .chunks(test_examples.len().div_ceil(2).max(1))
+            .map(|part| {
                 let model = &model;
                 s.spawn(move || {
                     let mut ws = Workspace::default();
-                    for ex in part {
-                        std::hint::black_box(model.predict(ex, &mut ws));
+                    let mut n = 0usize;
+                    while started.elapsed().as_secs_f64() < 0.5 {
+                        for ex in part {
+                            std::hint::black_box(model.predict(ex, &mut ws));
+                        }
+                        n += part.len();
                     }
-                });
-            }
-        });
-        predicted_rows += test_examples.len();
-    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
     let predict_rows_per_second = predicted_rows as f64 / started.elapsed().as_secs_f64();
     // One at a time, cold workspace each time as a request would have.
     let started = Instant::now();

@@ -5,6 +5,7 @@
 //! * [`app`]: state, router assembly, the server loop;
 //! * [`ml`]: categorization (rules, remembered corrections, models) and training runs;
 //! * [`jobs`]: the background worker;
+//! * [`planning`]: budget status and goal projections;
 //! * [`import`]: the statement import pipeline;
 //! * [`config`], [`telemetry`], [`error`], [`cli`].
 
@@ -18,4 +19,5 @@ pub mod http;
 pub mod import;
 pub mod jobs;
 pub mod ml;
+pub mod planning;
 pub mod telemetry;

@@ -221,6 +221,7 @@ db_test!(goals_crud_and_active_filter, |db| {
             target_amount: "1500.00".parse().unwrap(),
             deadline: Some(d("2026-12-01")),
             category: Some(Category::parse("Travel").unwrap()),
+            tracking_start: None,
         },
     )
     .await

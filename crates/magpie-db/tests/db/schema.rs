@@ -105,6 +105,7 @@ db_test!(goal_defaults_are_zero_and_active, |db| {
             target_amount: "1000.00".parse().unwrap(),
             deadline: None,
             category: None,
+            tracking_start: None,
         },
     )
     .await
@@ -239,6 +240,7 @@ db_test!(deleting_a_user_cascades_to_all_five_child_tables, |db| {
                 target_amount: "100.00".parse().unwrap(),
                 deadline: None,
                 category: None,
+                tracking_start: None,
             },
         )
         .await

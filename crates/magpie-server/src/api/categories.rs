@@ -125,6 +125,8 @@ pub async fn rename_category(
             budgets_changed += 1;
         }
     }
+    // Goals linked to either name now track a different set of transactions.
+    magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
     Ok(Json(RenameResponse { transactions: moved, budgets: budgets_changed, goals: relinked }))
 }

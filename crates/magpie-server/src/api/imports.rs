@@ -322,6 +322,7 @@ pub async fn delete_import(
 ) -> Result<StatusCode> {
     let mut tx = state.db.begin().await?;
     let deleted = imports::revert_batch(tx.c(), user.id, id).await?.ok_or(AppError::NotFound)?;
+    magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
     tracing::info!(user.id = %user.id, batch = %id, deleted, "import reverted");
     Ok(StatusCode::NO_CONTENT)

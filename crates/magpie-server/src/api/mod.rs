@@ -3,7 +3,9 @@
 //! `/api/v1`; operational routes (`/healthz`, `/readyz`, `/metrics`) are at the root.
 
 pub mod auth;
+pub mod budgets;
 pub mod categories;
+pub mod goals;
 pub mod imports;
 pub mod me;
 pub mod models;
@@ -37,6 +39,8 @@ use crate::error::{FieldError, Problem};
         (name = "categories", description = "The category taxonomy"),
         (name = "reports", description = "Totals and cash flow"),
         (name = "imports", description = "Statement file imports"),
+        (name = "budgets", description = "Budgets and budget against actual"),
+        (name = "goals", description = "Financial goals, contributions and projections"),
         (name = "rules", description = "Categorization rules"),
         (name = "models", description = "Categorization models and background jobs"),
         (name = "system", description = "Health, readiness, metrics"),
@@ -78,6 +82,8 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(categories::router())
         .merge(reports::router())
         .merge(imports::router())
+        .merge(budgets::router())
+        .merge(goals::router())
         .merge(rules::router())
         .merge(models::router())
 }

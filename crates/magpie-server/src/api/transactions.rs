@@ -382,12 +382,12 @@ pub async fn create_transaction(
     let (Some(amount), Some(date), Some(description), Some(kind)) = (amount, date, description, kind) else {
         unreachable!("validated");
     };
-    let mut conn = state.db.conn().await?;
+    let mut tx = state.db.begin().await?;
     let (category, confidence_score, category_source) = match category {
         Some(c) => (c, None, CategorySource::User),
         None => {
             let categorizing =
-                Categorizing::load(&state.ml, conn.c(), user.id, MemoryScope::For(&[description.as_str()])).await?;
+                Categorizing::load(&state.ml, tx.c(), user.id, MemoryScope::For(&[description.as_str()])).await?;
             let d = categorizing.decide(&Subject { description: &description, amount, kind, date });
             (d.category, d.confidence, d.source)
         }
@@ -403,8 +403,9 @@ pub async fn create_transaction(
         category_source,
         connection_id: None,
     };
-    let created = repo::create(conn.c(), user.id, &new).await?;
-    drop(conn);
+    let created = repo::create(tx.c(), user.id, &new).await?;
+    magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
+    tx.commit().await?;
     if created.category_source == CategorySource::User {
         crate::ml::train_if_due(&state, user.id, None).await;
     }
@@ -492,6 +493,7 @@ pub async fn update_transaction(
         repo::set_categories(tx.c(), user.id, std::slice::from_ref(&change)).await?;
         updated = repo::get(tx.c(), user.id, id).await?.ok_or(AppError::NotFound)?;
     }
+    magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
     if patch.category.is_some() {
         crate::ml::train_if_due(&state, user.id, corrections).await;
@@ -515,10 +517,12 @@ pub async fn delete_transaction(
     user: AuthUser,
     Path(id): Path<TransactionId>,
 ) -> Result<StatusCode> {
-    let mut conn = state.db.conn().await?;
-    if !repo::soft_delete(conn.c(), user.id, id).await? {
+    let mut tx = state.db.begin().await?;
+    if !repo::soft_delete(tx.c(), user.id, id).await? {
         return Err(AppError::NotFound);
     }
+    magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -537,11 +541,13 @@ pub async fn restore_transaction(
     user: AuthUser,
     Path(id): Path<TransactionId>,
 ) -> Result<Json<TransactionResponse>> {
-    let mut conn = state.db.conn().await?;
-    if !repo::restore(conn.c(), user.id, id).await? {
+    let mut tx = state.db.begin().await?;
+    if !repo::restore(tx.c(), user.id, id).await? {
         return Err(AppError::NotFound);
     }
-    let t = repo::get(conn.c(), user.id, id).await?.ok_or(AppError::NotFound)?;
+    let t = repo::get(tx.c(), user.id, id).await?.ok_or(AppError::NotFound)?;
+    magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
+    tx.commit().await?;
     Ok(Json(t.into()))
 }
 
@@ -640,6 +646,7 @@ pub async fn bulk_change_transactions(
         }
     }
     let updated = repo::bulk_change(tx.c(), user.id, &ids, &change).await?;
+    magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
     if matches!(change, BulkChange::SetCategory(_)) {
         crate::ml::train_if_due(&state, user.id, corrections).await;
@@ -747,6 +754,7 @@ pub async fn categorize_transactions(
         }
     }
     repo::set_categories(tx.c(), user.id, &changes).await?;
+    magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
     Ok(Json(out))
 }

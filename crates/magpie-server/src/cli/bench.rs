@@ -31,6 +31,23 @@ pub enum BenchCommand {
     /// labelled CSV with `--data`), single-transaction prediction latency, batch throughput, model
     /// file size.
     Ml(MlArgs),
+    /// Budgets and goals with 100,000 transactions over three years (seed-demo): a monthly budget's
+    /// status and a category-tracked goal with its projection, in-process through the router.
+    Planning(PlanningArgs),
+}
+
+/// `magpie bench planning` flags.
+#[derive(Debug, Args)]
+pub struct PlanningArgs {
+    /// Transactions to generate.
+    #[arg(long, default_value_t = 100_000)]
+    pub transactions: usize,
+    /// Requests of each kind to time.
+    #[arg(long, default_value_t = 500)]
+    pub iterations: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `magpie bench ml` flags.
@@ -111,6 +128,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Transactions(args) => transactions(config, args).await,
         BenchCommand::Import(args) => import_bench(config, args).await,
         BenchCommand::Ml(args) => tokio::task::spawn_blocking(move || ml_bench(&args)).await?,
+        BenchCommand::Planning(args) => planning(config, args).await,
     }
 }
 
@@ -379,6 +397,114 @@ async fn transactions(mut config: Config, args: TransactionsArgs) -> anyhow::Res
 }
 
 /// Serve the app on a free port and point `wrk` at the one-month page, cycling through the months.
+async fn planning(mut config: Config, args: PlanningArgs) -> anyhow::Result<()> {
+    let _tmp = bench_database(&mut config)?;
+    config.bcrypt_cost = 4;
+    let db = crate::app::open_database(&config).await?;
+    let state = AppState::build(config.clone(), db.clone()).await?;
+    let app = router(state.clone());
+    let (email, token) = bench_user(&app).await?;
+    let seeded = crate::cli::demo::seed(
+        &db,
+        &crate::cli::demo::SeedDemoArgs { user: email.clone(), transactions: args.transactions, months: 36, seed: 42 },
+    )
+    .await?;
+    db.analyze().await?;
+    // What autovacuum does after a bulk insert (PostgreSQL's index-only scans need the visibility map).
+    db.refresh_statistics().await?;
+    let post = |path: &str, body: serde_json::Value| {
+        let req = Request::post(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()));
+        let app = app.clone();
+        async move {
+            let res = app.oneshot(req?).await?;
+            anyhow::ensure!(res.status().is_success(), "POST returned {}", res.status());
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await?;
+            anyhow::Ok(serde_json::from_slice::<serde_json::Value>(&bytes)?)
+        }
+    };
+    // A budget for each of the last 12 months over the demo's spending categories, and a goal that
+    // tracks groceries over the whole history.
+    let months = months_back(12);
+    let mut budgets = Vec::new();
+    for (start, end) in &months {
+        let b = post(
+            "/api/v1/budgets",
+            serde_json::json!({"name": "Monthly", "period_start": start.to_string(), "period_end": end.to_string(),
+                "allocations": {"Groceries": "600.00", "Dining": "300.00", "Coffee Shops": "60.00", "Transportation": "150.00",
+                                "Shopping": "250.00", "Entertainment": "120.00", "Utilities": "220.00", "Rent": "1800.00",
+                                "Subscriptions": "60.00", "Travel": "400.00"}}),
+        )
+        .await?;
+        budgets.push(b["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let start = months[months.len() - 1].0 - chrono::Months::new(24);
+    let goal = post(
+        "/api/v1/goals",
+        serde_json::json!({"name": "Groceries tracked", "target_amount": "99999999.00", "category": "Groceries",
+            "tracking_start": start.to_string(), "deadline": "2030-12-31"}),
+    )
+    .await?;
+    let goal_id = goal["id"].as_str().unwrap_or_default().to_owned();
+    post(&format!("/api/v1/goals/{goal_id}/contributions"), serde_json::json!({"amount": "100.00"})).await?;
+    let status_path = |i: usize| {
+        let (start, end) = months[i % months.len()];
+        let mid = start + chrono::Days::new(((end - start).num_days() / 2) as u64);
+        format!("/api/v1/budgets/{}/status?as_of={mid}", budgets[i % budgets.len()])
+    };
+    time_gets(&app, &token, 20, status_path).await?;
+    let status = time_gets(&app, &token, args.iterations, status_path).await?;
+    let goal_path = |_| format!("/api/v1/goals/{goal_id}");
+    time_gets(&app, &token, 20, goal_path).await?;
+    let goal_times = time_gets(&app, &token, args.iterations, goal_path).await?;
+    // Recomputing the tracked goal is what every change to a transaction pays.
+    let edit = post(
+        "/api/v1/transactions",
+        serde_json::json!({"amount": "12.00", "date": start.to_string(), "description": "bench", "type": "EXPENSE", "category": "Groceries"}),
+    );
+    let t = Instant::now();
+    edit.await?;
+    let create_ms = t.elapsed().as_secs_f64() * 1000.0;
+
+    let mut conn = db.conn().await?;
+    if let Some(user) = magpie_db::users::find_by_email(conn.c(), &magpie_domain::Email::parse(&email)?).await? {
+        magpie_db::users::delete(conn.c(), user.id).await?;
+    }
+    drop(conn);
+    let engine = db.engine().as_str();
+    db.close().await;
+    let report = serde_json::json!({
+        "engine": engine,
+        "transactions": seeded,
+        "budget_status_ms": {"p50": percentile(&status, 0.5), "p95": percentile(&status, 0.95), "p99": percentile(&status, 0.99)},
+        "goal_with_projection_ms": {"p50": percentile(&goal_times, 0.5), "p95": percentile(&goal_times, 0.95), "p99": percentile(&goal_times, 0.99)},
+        "create_transaction_with_tracked_goal_ms": create_ms,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!("engine: {engine}, {seeded} transactions over 36 months");
+        println!(
+            "budget status (10 categories, {} requests): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+            status.len(),
+            percentile(&status, 0.5),
+            percentile(&status, 0.95),
+            percentile(&status, 0.99)
+        );
+        println!(
+            "goal tracking groceries over 3 years, with its projection ({} requests): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+            goal_times.len(),
+            percentile(&goal_times, 0.5),
+            percentile(&goal_times, 0.95),
+            percentile(&goal_times, 0.99)
+        );
+        println!("creating a transaction (recomputes the tracked goal): {create_ms:.2} ms");
+    }
+    Ok(())
+}
+
 async fn run_wrk(
     state: AppState,
     token: &str,

@@ -67,6 +67,7 @@ pub async fn seed(db: &magpie_db::Db, args: &SeedDemoArgs) -> anyhow::Result<usi
         .collect::<anyhow::Result<_>>()?;
     let mut tx = db.begin().await?;
     transactions::insert_many(tx.c(), user.id, &rows).await?;
+    magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
     println!(
         "inserted {} transactions for {} over {} months in {:.2}s",

@@ -592,6 +592,8 @@ async fn import_chunks(
             errors: report.errors.len() as i64,
         };
         imports::finish_batch(tx.c(), b, counts).await?;
+        // Goals tracking a category of the new rows count them in the same transaction.
+        magpie_db::goals::recompute_tracked(tx.c(), user).await?;
         tx.commit().await?;
     } else {
         tx.rollback().await?;

@@ -492,6 +492,7 @@ app_test!(deleting_the_account_needs_the_password_and_removes_every_child_row, |
                 target_amount: "500.00".parse().unwrap(),
                 deadline: None,
                 category: None,
+                tracking_start: None,
             },
         )
         .await

@@ -10,6 +10,7 @@ mod errors;
 mod imports;
 mod lifecycle;
 mod logs;
+mod planning;
 mod support;
 mod system;
 mod tenancy;

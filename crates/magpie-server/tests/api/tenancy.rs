@@ -68,6 +68,31 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
         .await
         .json();
     let model_id = finished["result"]["model_id"].as_str().expect("the owner's model was trained").to_owned();
+    let budget = app
+        .authed(
+            Method::POST,
+            "/api/v1/budgets",
+            &owner.access,
+            Some(&json!({"name": "Owned", "period_start": "2026-01-01", "period_end": "2026-01-31",
+                         "allocations": {"Groceries": "100.00"}})),
+        )
+        .await
+        .json();
+    let goal = app
+        .authed(Method::POST, "/api/v1/goals", &owner.access, Some(&json!({"name": "Owned", "target_amount": "500"})))
+        .await
+        .json();
+    let goal_id = goal["id"].as_str().unwrap().to_owned();
+    let contribution = app
+        .authed(
+            Method::POST,
+            &format!("/api/v1/goals/{goal_id}/contributions"),
+            &owner.access,
+            Some(&json!({"amount": "10.00"})),
+        )
+        .await
+        .json();
+    let contribution_id = contribution["contribution"]["id"].as_str().unwrap().to_owned();
     let csv = "Date,Description,Amount\n2026-01-05,Owned import,-9.99\n";
     let batch = app.import(&owner.access, "filename=owned.csv", csv.as_bytes()).await.json();
     app.authed(Method::DELETE, &format!("/api/v1/transactions/{deleted_id}"), &owner.access, None).await;
@@ -111,6 +136,34 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
             check: ("/api/v1/jobs/{owned}", "id"),
         },
         Resource {
+            id: budget["id"].as_str().unwrap().to_owned(),
+            routes: vec![
+                (Method::GET, "/api/v1/budgets/{id}", None),
+                (Method::PATCH, "/api/v1/budgets/{id}", Some(json!({"name": "Stolen"}))),
+                (Method::GET, "/api/v1/budgets/{id}/status", None),
+                (Method::POST, "/api/v1/budgets/{id}/roll-forward", Some(json!({"name": "Stolen"}))),
+                (Method::DELETE, "/api/v1/budgets/{id}", None),
+            ],
+            check: ("/api/v1/budgets", "id"),
+        },
+        Resource {
+            id: goal_id.clone(),
+            routes: vec![
+                (Method::GET, "/api/v1/goals/{id}", None),
+                (Method::PATCH, "/api/v1/goals/{id}", Some(json!({"target_amount": "1.00"}))),
+                (Method::GET, "/api/v1/goals/{id}/contributions", None),
+                (Method::POST, "/api/v1/goals/{id}/contributions", Some(json!({"amount": "5.00"}))),
+                (Method::DELETE, "/api/v1/goals/{id}", None),
+            ],
+            check: ("/api/v1/goals", "id"),
+        },
+        Resource {
+            // Two ids: the goal's, then the contribution's.
+            id: format!("{goal_id}|{contribution_id}"),
+            routes: vec![(Method::DELETE, "/api/v1/goals/{id}/contributions/{id}", None)],
+            check: ("/api/v1/goals/{owned}/contributions", "id"),
+        },
+        Resource {
             id: deleted_id,
             routes: vec![(Method::POST, "/api/v1/transactions/{id}/restore", None)],
             check: ("/api/v1/transactions?deleted=only", "id"),
@@ -122,20 +175,26 @@ async fn assert_isolated(app: &TestApp) {
     let owner = app.user().await;
     let intruder = app.user().await;
     for resource in resources(app, &owner).await {
+        // A route may take several ids (`{id}` each, in order), given as `a|b`.
+        let ids: Vec<&str> = resource.id.split('|').collect();
         for (method, template, body) in &resource.routes {
-            let path = template.replace("{id}", &resource.id);
+            let mut path = (*template).to_owned();
+            for id in &ids {
+                path = path.replacen("{id}", id, 1);
+            }
             let res = app.authed(method.clone(), &path, &intruder.access, body.as_ref()).await;
             res.assert_problem(404, "not-found");
             let text = String::from_utf8_lossy(&res.body);
-            assert!(!text.contains(&resource.id), "{method} {template} leaked the id: {text}");
+            assert!(ids.iter().all(|id| !text.contains(id)), "{method} {template} leaked an id: {text}");
         }
         // The owner still sees the record, unchanged.
         let (list_path, id_field) = resource.check;
-        let list_path = list_path.replace("{owned}", &resource.id);
+        let list_path = list_path.replace("{owned}", ids[0]);
+        let record = ids[ids.len() - 1];
         let list = app.authed(Method::GET, &list_path, &owner.access, None).await.json();
         // Lists are a bare array, a page with `items`, or the record itself.
         let items = list.as_array().or_else(|| list["items"].as_array()).cloned().unwrap_or_else(|| vec![list.clone()]);
-        assert!(items.iter().any(|i| i[id_field] == resource.id.as_str()), "{list_path} lost the record");
+        assert!(items.iter().any(|i| i[id_field] == record), "{list_path} lost the record");
     }
 }
 

@@ -379,6 +379,7 @@ app_test!(categories_list_defaults_and_usage_and_rename_merges_everywhere, |app|
                 target_amount: "100.00".parse().unwrap(),
                 deadline: None,
                 category: Some(magpie_domain::Category::parse("Food").unwrap()),
+                tracking_start: None,
             },
         )
         .await
