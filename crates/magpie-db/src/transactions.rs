@@ -756,3 +756,67 @@ pub async fn list_by_ids(conn: Conn<'_>, user: UserId, ids: &[TransactionId]) ->
         qb.build_query_as::<Transaction>().fetch_all(&mut *c).await?
     }))
 }
+
+/// How many of the user's live transactions have a category (not `Uncategorized`) chosen by `source`.
+pub async fn count_categorized_by(conn: Conn<'_>, user: UserId, source: CategorySource) -> Result<i64> {
+    const SQL: &str = "select count(*) from transactions where user_id = $1 and deleted_at is null \
+        and category_source = $2 and category <> 'Uncategorized'";
+    Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).bind(user).bind(source).fetch_one(&mut *c).await?))
+}
+
+/// One (month, category, type) total.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MonthlyTotal {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Category.
+    pub category: Category,
+    /// INCOME or EXPENSE.
+    #[sqlx(rename = "type")]
+    pub kind: TransactionType,
+    /// Exact sum.
+    pub total: Money,
+}
+
+/// The user's live transactions in `from..=to` summed by month, category and type (the series the
+/// forecasts are made from), over the covering date index.
+#[tracing::instrument(skip_all, fields(user.id = %user))]
+pub async fn monthly_totals(conn: Conn<'_>, user: UserId, from: NaiveDate, to: NaiveDate) -> Result<Vec<MonthlyTotal>> {
+    let (month, table) = match conn.engine() {
+        crate::Engine::Sqlite => ("substr(date, 1, 7)", "transactions indexed by idx_transactions_user_live_date"),
+        crate::Engine::Postgres => ("to_char(date, 'YYYY-MM')", "transactions"),
+    };
+    let sql = format!(
+        "select {month} as month, category, type, sum(amount) as total from {table} \
+         where user_id = $1 and deleted_at is null and date >= $2 and date <= $3 group by 1, 2, 3 order by 1, 2, 3"
+    );
+    Ok(
+        on_conn!(conn, c => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user).bind(from).bind(to).fetch_all(&mut *c).await?),
+    )
+}
+
+/// What the recurring and anomaly detectors read of a transaction.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Observed {
+    /// Id.
+    pub id: TransactionId,
+    /// Date.
+    pub date: NaiveDate,
+    /// Amount.
+    pub amount: Money,
+    /// Type.
+    #[sqlx(rename = "type")]
+    pub kind: TransactionType,
+    /// Description.
+    pub description: String,
+    /// Category.
+    pub category: Category,
+}
+
+/// The user's live transactions dated from `from` on, oldest first.
+#[tracing::instrument(skip_all, fields(user.id = %user))]
+pub async fn observed_since(conn: Conn<'_>, user: UserId, from: NaiveDate) -> Result<Vec<Observed>> {
+    const SQL: &str = "select id, date, amount, type, description, category from transactions \
+        where user_id = $1 and deleted_at is null and date >= $2 order by date, id";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).bind(from).fetch_all(&mut *c).await?))
+}

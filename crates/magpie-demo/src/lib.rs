@@ -455,7 +455,7 @@ pub fn generate(spec: DemoSpec) -> Vec<DemoTransaction> {
                 Income,
                 "VANGUARD DIVIDEND REINVEST".into(),
                 "Investment Income",
-                None,
+                Some("dividend"),
             );
         }
         month_index += 1;
@@ -466,7 +466,6 @@ pub fn generate(spec: DemoSpec) -> Vec<DemoTransaction> {
     let days: Vec<NaiveDate> = start.iter_days().take_while(|d| *d <= spec.end).collect();
     let remaining = spec.transactions.saturating_sub(out.len());
     if remaining > 0 && !days.is_empty() {
-        let total_weight: f64 = PATTERNS.iter().map(|p| p.weight).sum();
         let per_day = remaining as f64 / days.len() as f64;
         let mut carry = 0.0;
         let mut made = 0usize;
@@ -479,14 +478,22 @@ pub fn generate(spec: DemoSpec) -> Vec<DemoTransaction> {
                 count = remaining.saturating_sub(made);
             }
             count = count.min(remaining - made);
-            for _ in 0..count {
-                let mut pick = rng.f64() * total_weight;
-                let mut pattern = &PATTERNS[0];
-                for p in PATTERNS {
-                    let w = p.weight
+            // The day's weights, seasons included: drawing from the unseasoned total would starve
+            // the patterns listed after a seasonal one in its high months.
+            let weights: Vec<f64> = PATTERNS
+                .iter()
+                .map(|p| {
+                    p.weight
                         * season(p.category, day.month())
-                        * if weekend && p.category == "Dining" { 1.5 } else { 1.0 };
-                    if pick < w {
+                        * if weekend && p.category == "Dining" { 1.5 } else { 1.0 }
+                })
+                .collect();
+            let day_total: f64 = weights.iter().sum();
+            for _ in 0..count {
+                let mut pick = rng.f64() * day_total;
+                let mut pattern = &PATTERNS[PATTERNS.len() - 1];
+                for (p, w) in PATTERNS.iter().zip(&weights) {
+                    if pick < *w {
                         pattern = p;
                         break;
                     }

@@ -9,9 +9,6 @@
 //! Rust ML crates (linfa and friends) take dense `ndarray` matrices, and a 40,000-row training set has a
 //! few hundred thousand distinct n-grams, which only a sparse representation holds.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
@@ -113,26 +110,71 @@ fn hash_bytes(namespace: u64, bytes: &[u8]) -> u64 {
     finish(bytes.iter().fold(namespace.wrapping_mul(SEED), |h, &b| step(h, b)))
 }
 
-/// A `Hasher` that passes already-hashed `u64` keys through.
-#[derive(Default)]
-pub struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+/// Feature hash to column: a flat open-addressing table (linear probing, at most half full). The keys
+/// are already well-mixed 64-bit hashes, so their low bits are the slot; a lookup, hit or miss, is
+/// usually one cache line, which matters because a prediction makes one per n-gram.
+#[derive(Debug, Clone, Default)]
+pub struct HashIndex {
+    slots: Vec<(u64, u32)>,
+    len: usize,
 }
 
-/// A map keyed by feature hashes.
-pub type HashIndex = HashMap<u64, u32, BuildHasherDefault<Prehashed>>;
+const EMPTY: u32 = u32::MAX;
+
+impl HashIndex {
+    fn with_capacity(n: usize) -> HashIndex {
+        let size = (2 * n.max(1)).next_power_of_two();
+        HashIndex { slots: vec![(0, EMPTY); size], len: 0 }
+    }
+
+    /// Insert (keys are distinct).
+    pub fn insert(&mut self, key: u64, col: u32) {
+        if 2 * (self.len + 1) > self.slots.len() {
+            let old = std::mem::take(&mut self.slots);
+            *self = HashIndex::with_capacity(2 * (self.len + 1));
+            for (k, c) in old.into_iter().filter(|(_, c)| *c != EMPTY) {
+                self.insert(k, c);
+            }
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = key as usize & mask;
+        while self.slots[i].1 != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = (key, col);
+        self.len += 1;
+    }
+
+    /// The column of `key`.
+    #[inline]
+    pub fn get(&self, key: &u64) -> Option<&u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = *key as usize & mask;
+        loop {
+            let (k, c) = &self.slots[i];
+            if *c == EMPTY {
+                return None;
+            }
+            if *k == *key {
+                return Some(c);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
 
 /// Reusable buffers for feature extraction (no allocation per transaction once warm).
 #[derive(Default)]
@@ -345,8 +387,7 @@ impl Vocabulary {
             features.sort_unstable();
         }
         let n = n as f32;
-        let mut v = Vocabulary::default();
-        v.index.reserve(features.len());
+        let mut v = Vocabulary { index: HashIndex::with_capacity(features.len()), ..Vocabulary::default() };
         for (i, ((block, key), count)) in features.into_iter().enumerate() {
             v.index.insert(key, i as u32);
             v.keys.push(key);
@@ -368,7 +409,10 @@ impl Vocabulary {
 
     /// Rebuild the index after loading keys.
     pub fn reindex(&mut self) {
-        self.index = self.keys.iter().enumerate().map(|(i, k)| (*k, i as u32)).collect();
+        self.index = HashIndex::with_capacity(self.keys.len());
+        for (i, k) in self.keys.iter().enumerate() {
+            self.index.insert(*k, i as u32);
+        }
     }
 
     /// The weighted sparse vector of a row's features, appended to `out`: TF-IDF with sublinear tf per
@@ -393,7 +437,9 @@ impl Vocabulary {
             if block == META {
                 *v = meta_weight;
             } else {
-                *v = (1.0 + v.ln()) * self.idf[c];
+                // Sublinear tf; most n-grams occur once, and ln(1) is 0.
+                let tf = if *v == 1.0 { 1.0 } else { 1.0 + v.ln() };
+                *v = tf * self.idf[c];
                 norms[usize::from(block)] += *v * *v;
             }
         }

@@ -167,8 +167,11 @@ pub struct Scored {
 fn softmax_into(scores: &[f32], temperature: f32, out: &mut [f32]) {
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
+    let inv = 1.0 / temperature;
     for (o, s) in out.iter_mut().zip(scores) {
-        *o = ((s - max) / temperature).exp();
+        let z = (s - max) * inv;
+        // e^-30 is 1e-13 of the top class: nothing an f32 sum or a shown confidence can tell.
+        *o = if z < -30.0 { 0.0 } else { z.exp() };
         sum += *o;
     }
     for o in out.iter_mut() {

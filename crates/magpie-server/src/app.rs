@@ -39,6 +39,8 @@ pub struct App {
     pub ml: crate::ml::Ml,
     /// Wakes this process's background worker when a job is queued.
     pub jobs_wakeup: crate::jobs::Wakeup,
+    /// Forecast models in memory.
+    pub forecast_cache: crate::forecasting::ArtifactCache,
 }
 
 /// Shared, cheaply cloned application state.
@@ -71,6 +73,7 @@ impl AppState {
             passwords,
             ml,
             jobs_wakeup: crate::jobs::Wakeup::default(),
+            forecast_cache: crate::forecasting::ArtifactCache::default(),
             config,
             db,
             metrics: crate::telemetry::prometheus(),

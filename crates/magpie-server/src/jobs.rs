@@ -15,6 +15,8 @@ use crate::app::AppState;
 
 /// Train a user's categorization model (payload: none; the job's `user_id`).
 pub const TRAIN_CATEGORIZER: &str = "train_categorizer";
+/// Train a user's PREDICTION (forecast) model (payload: none; the job's `user_id`).
+pub const TRAIN_FORECAST: &str = "train_forecast";
 /// Retrain the global categorization model from the shipped training set (payload: none).
 pub const TRAIN_GLOBAL_CATEGORIZER: &str = "train_global_categorizer";
 
@@ -42,6 +44,22 @@ pub async fn enqueue_training(state: &AppState, user: UserId) -> anyhow::Result<
         user_id: Some(user),
         payload: json!({}),
         dedupe_key: Some(format!("{TRAIN_CATEGORIZER}:{user}")),
+        run_at: Timestamp::now(),
+        max_attempts: 3,
+    };
+    let queued = jobs::enqueue(conn.c(), &job).await?;
+    state.jobs_wakeup.notify();
+    Ok(queued)
+}
+
+/// Queue a training of `user`'s forecast model (at most one waits at a time).
+pub async fn enqueue_forecast(state: &AppState, user: UserId) -> anyhow::Result<(JobId, bool)> {
+    let mut conn = state.db.conn().await?;
+    let job = NewJob {
+        kind: TRAIN_FORECAST,
+        user_id: Some(user),
+        payload: json!({}),
+        dedupe_key: Some(format!("{TRAIN_FORECAST}:{user}")),
         run_at: Timestamp::now(),
         max_attempts: 3,
     };
@@ -80,6 +98,11 @@ async fn execute(state: &AppState, job: &Job) -> anyhow::Result<serde_json::Valu
         TRAIN_CATEGORIZER => {
             let user = job.user_id.ok_or_else(|| anyhow::anyhow!("a training job needs a user"))?;
             let outcome = crate::ml::training::train_user(state, user).await?;
+            Ok(serde_json::to_value(outcome)?)
+        }
+        TRAIN_FORECAST => {
+            let user = job.user_id.ok_or_else(|| anyhow::anyhow!("a forecast job needs a user"))?;
+            let outcome = crate::forecasting::train(state, user, chrono::Utc::now().date_naive()).await?;
             Ok(serde_json::to_value(outcome)?)
         }
         TRAIN_GLOBAL_CATEGORIZER => {

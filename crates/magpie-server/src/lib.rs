@@ -5,7 +5,7 @@
 //! * [`app`]: state, router assembly, the server loop;
 //! * [`ml`]: categorization (rules, remembered corrections, models) and training runs;
 //! * [`jobs`]: the background worker;
-//! * [`planning`]: budget status and goal projections;
+//! * [`planning`]: budget status and goal projections; [`forecasting`]: forecasts;
 //! * [`import`]: the statement import pipeline;
 //! * [`config`], [`telemetry`], [`error`], [`cli`].
 
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod forecasting;
 pub mod http;
 pub mod import;
 pub mod jobs;

@@ -100,6 +100,9 @@ pub struct BudgetStatus {
     pub totals: BudgetTotals,
     /// The thresholds checked, in percent.
     pub thresholds: Vec<u32>,
+    /// How `projected` was made: `forecast` (what is spent plus the forecast of the rest of the
+    /// period, once a forecast model exists) or `pace` (what is spent at the pace so far).
+    pub projection: String,
 }
 
 /// The status of a budget for `period_start..=period_end` on `as_of` (clamped into the period), from
@@ -111,16 +114,21 @@ pub fn budget_status(
     as_of: NaiveDate,
     spent: &BTreeMap<Category, Money>,
     thresholds: &[u32],
+    expected_rest: Option<&BTreeMap<Category, Money>>,
 ) -> BudgetStatus {
     let as_of = as_of.clamp(period_start, period_end);
     let days_total = (period_end - period_start).num_days() + 1;
     let days_elapsed = (as_of - period_start).num_days() + 1;
-    // Linear pace: what is spent over the days so far, times the days of the period.
-    let project = |s: Money| -> Money {
+    let project = |category: &Category, s: Money| -> Money {
         if days_elapsed >= days_total {
             return s;
         }
-        to_money(s.as_decimal() * Decimal::from(days_total) / Decimal::from(days_elapsed))
+        match expected_rest {
+            // What is spent, plus what the forecast expects over the rest of the period.
+            Some(rest) => s.checked_add(rest.get(category).copied().unwrap_or(Money::ZERO)).unwrap_or(s),
+            // Linear pace: what is spent over the days so far, times the days of the period.
+            None => to_money(s.as_decimal() * Decimal::from(days_total) / Decimal::from(days_elapsed)),
+        }
     };
     let reached = |part: Money, whole: Money| -> Vec<u32> {
         thresholds.iter().copied().filter(|t| percent(part, whole) >= f64::from(*t)).collect()
@@ -128,7 +136,7 @@ pub fn budget_status(
     let mut categories = Vec::new();
     for (category, &allocated) in allocations.iter() {
         let s = spent.get(category).copied().unwrap_or(Money::ZERO);
-        let projected = project(s);
+        let projected = project(category, s);
         categories.push(CategoryStatus {
             category: category.clone(),
             allocated,
@@ -160,7 +168,16 @@ pub fn budget_status(
         projected: sum(&mut categories.iter().map(|c| c.projected)),
         percent_used: percent(spent_allocated, allocated),
     };
-    BudgetStatus { as_of, days_elapsed, days_total, categories, unbudgeted, totals, thresholds: thresholds.to_vec() }
+    BudgetStatus {
+        as_of,
+        days_elapsed,
+        days_total,
+        categories,
+        unbudgeted,
+        totals,
+        thresholds: thresholds.to_vec(),
+        projection: if expected_rest.is_some() && days_elapsed < days_total { "forecast" } else { "pace" }.to_owned(),
+    }
 }
 
 /// The period after `start..=end`: the next calendar month(s) when the period is whole months, else
@@ -309,7 +326,8 @@ mod tests {
         let spent: BTreeMap<Category, Money> =
             [(c("Groceries"), m("412.37")), (c("Dining"), m("250.10")), (c("Travel"), m("99.99"))].into();
         // 10 of 30 days of June.
-        let s = budget_status(&alloc, d("2026-06-01"), d("2026-06-30"), d("2026-06-10"), &spent, DEFAULT_THRESHOLDS);
+        let s =
+            budget_status(&alloc, d("2026-06-01"), d("2026-06-30"), d("2026-06-10"), &spent, DEFAULT_THRESHOLDS, None);
         assert_eq!((s.days_elapsed, s.days_total), (10, 30));
         let dining = &s.categories[0];
         assert_eq!(dining.category.as_str(), "Dining");
@@ -331,10 +349,16 @@ mod tests {
         assert_eq!(s.totals.total_spent, m("762.46"));
         assert_eq!(s.totals.projected, m("1987.41"));
         // After the period, the projection is what was spent.
-        let s = budget_status(&alloc, d("2026-06-01"), d("2026-06-30"), d("2026-08-01"), &spent, &[50]);
+        let s = budget_status(&alloc, d("2026-06-01"), d("2026-06-30"), d("2026-08-01"), &spent, &[50], None);
         assert_eq!(s.as_of, d("2026-06-30"));
         assert_eq!(s.categories[1].projected, m("412.37"));
         assert_eq!(s.categories[1].thresholds_reached, [50]);
+        // With a forecast of the rest of the period: spent plus what is expected.
+        let rest: BTreeMap<Category, Money> = [(c("Groceries"), m("300.00"))].into();
+        let s = budget_status(&alloc, d("2026-06-01"), d("2026-06-30"), d("2026-06-10"), &spent, &[], Some(&rest));
+        assert_eq!(s.projection, "forecast");
+        assert_eq!(s.categories[1].projected, m("712.37"));
+        assert_eq!(s.categories[0].projected, m("250.10"), "nothing more expected for Dining");
     }
 
     #[test]
@@ -351,7 +375,7 @@ mod tests {
             Allocations::new([(c("A"), m("100.00")), (c("B"), m("50.00")), (c("C"), m("10.00"))].into()).unwrap();
         let spent: BTreeMap<Category, Money> =
             [(c("A"), m("60.00")), (c("B"), m("70.00")), (c("C"), m("25.00"))].into();
-        let s = budget_status(&alloc, d("2026-06-01"), d("2026-06-30"), d("2026-06-30"), &spent, &[]);
+        let s = budget_status(&alloc, d("2026-06-01"), d("2026-06-30"), d("2026-06-30"), &spent, &[], None);
         let (none, _) = rolled_allocations(&s, Carry::None);
         assert_eq!(none[&c("A")], m("100.00"));
         let (unspent, dropped) = rolled_allocations(&s, Carry::Unspent);

@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{AppError, Problem, Result};
+use crate::forecasting;
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::validate::Validator;
 use crate::planning::{self, BudgetStatus, Carry, DEFAULT_THRESHOLDS};
@@ -346,7 +347,26 @@ pub async fn status_of(
             spent.insert(c, r.total);
         }
     }
-    Ok(planning::budget_status(&budget.allocations, budget.period_start, budget.period_end, as_of, &spent, thresholds))
+    // Once the user has a current forecast model, the projection is what is spent plus the forecast of
+    // the period's remaining days.
+    let rest = match until.succ_opt() {
+        Some(next) if until < budget.period_end => {
+            forecasting::expected_spending(state, user, next, budget.period_end).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "forecast unavailable for a budget projection");
+                None
+            })
+        }
+        _ => None,
+    };
+    Ok(planning::budget_status(
+        &budget.allocations,
+        budget.period_start,
+        budget.period_end,
+        as_of,
+        &spent,
+        thresholds,
+        rest.as_ref(),
+    ))
 }
 
 /// The budgets whose period contains the day (the seed's query 3), each with where it stands.

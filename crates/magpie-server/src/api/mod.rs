@@ -7,6 +7,7 @@ pub mod budgets;
 pub mod categories;
 pub mod goals;
 pub mod imports;
+pub mod insights;
 pub mod me;
 pub mod models;
 pub mod reports;
@@ -41,6 +42,7 @@ use crate::error::{FieldError, Problem};
         (name = "imports", description = "Statement file imports"),
         (name = "budgets", description = "Budgets and budget against actual"),
         (name = "goals", description = "Financial goals, contributions and projections"),
+        (name = "insights", description = "Forecasts, recurring payments and anomalies"),
         (name = "rules", description = "Categorization rules"),
         (name = "models", description = "Categorization models and background jobs"),
         (name = "system", description = "Health, readiness, metrics"),
@@ -84,6 +86,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(imports::router())
         .merge(budgets::router())
         .merge(goals::router())
+        .merge(insights::router())
         .merge(rules::router())
         .merge(models::router())
 }

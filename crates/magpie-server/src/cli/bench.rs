@@ -34,6 +34,27 @@ pub enum BenchCommand {
     /// Budgets and goals with 100,000 transactions over three years (seed-demo): a monthly budget's
     /// status and a category-tracked goal with its projection, in-process through the router.
     Planning(PlanningArgs),
+    /// Forecasts for a user with 100,000 transactions over three years in 30 spending categories:
+    /// `GET /api/v1/forecasts?months=6` fitted for the request (no model yet), the training job, and
+    /// the request again from the trained PREDICTION model.
+    Forecast(ForecastArgs),
+}
+
+/// `magpie bench forecast` flags.
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// Transactions to generate.
+    #[arg(long, default_value_t = 100_000)]
+    pub transactions: usize,
+    /// Spending categories to spread them over.
+    #[arg(long, default_value_t = 30)]
+    pub categories: usize,
+    /// Requests of each kind to time.
+    #[arg(long, default_value_t = 20)]
+    pub iterations: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `magpie bench planning` flags.
@@ -129,6 +150,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Import(args) => import_bench(config, args).await,
         BenchCommand::Ml(args) => tokio::task::spawn_blocking(move || ml_bench(&args)).await?,
         BenchCommand::Planning(args) => planning(config, args).await,
+        BenchCommand::Forecast(args) => forecast_bench(config, args).await,
     }
 }
 
@@ -505,6 +527,116 @@ async fn planning(mut config: Config, args: PlanningArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
+async fn forecast_bench(mut config: Config, args: ForecastArgs) -> anyhow::Result<()> {
+    let _tmp = bench_database(&mut config)?;
+    config.bcrypt_cost = 4;
+    let db = crate::app::open_database(&config).await?;
+    let models = tempfile::tempdir()?;
+    config.model_store = Some(models.path().display().to_string());
+    let state = AppState::build(config.clone(), db.clone()).await?;
+    let app = router(state.clone());
+    let (email, token) = bench_user(&app).await?;
+    let user = {
+        let mut conn = db.conn().await?;
+        magpie_db::users::find_by_email(conn.c(), &magpie_domain::Email::parse(&email)?)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the bench user"))?
+            .id
+    };
+    // The demo history, its spending spread over `categories` categories: the demo's own, and the
+    // busiest split by merchant until there are enough.
+    let history = magpie_demo::generate(magpie_demo::DemoSpec {
+        transactions: args.transactions,
+        end: chrono::Utc::now().date_naive(),
+        months: 36,
+        seed: 42,
+    });
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for t in history.iter().filter(|t| t.kind == magpie_domain::TransactionType::Expense) {
+        *counts.entry(t.category).or_default() += 1;
+    }
+    let mut busiest: Vec<(&str, usize)> = counts.iter().map(|(c, n)| (*c, *n)).collect();
+    busiest.sort_by_key(|b| std::cmp::Reverse(b.1));
+    let splits = args.categories.saturating_sub(counts.len());
+    let split: std::collections::HashSet<&str> = busiest.iter().take(splits).map(|(c, _)| *c).collect();
+    let rows: Vec<magpie_db::transactions::NewTransaction> = history
+        .into_iter()
+        .map(|t| {
+            let odd = magpie_ml::text::merchant_key(&t.description).len() % 2 == 1;
+            let category = if split.contains(t.category) && odd {
+                format!("{} (other)", t.category)
+            } else {
+                t.category.to_owned()
+            };
+            Ok(magpie_db::transactions::NewTransaction {
+                amount: t.amount,
+                date: t.date,
+                description: t.description,
+                category: magpie_domain::Category::parse(&category)?,
+                kind: t.kind,
+                source: magpie_domain::Source::Manual,
+                confidence_score: None,
+                category_source: magpie_domain::CategorySource::User,
+                connection_id: None,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let inserted = rows.len();
+    let mut tx = db.begin().await?;
+    magpie_db::transactions::insert_many(tx.c(), user, &rows).await?;
+    tx.commit().await?;
+    drop(rows);
+    db.analyze().await?;
+    db.refresh_statistics().await?;
+    let path = |_| "/api/v1/forecasts?months=6".to_owned();
+    // Without a model: fitted for each request (each also queues the training, once).
+    time_gets(&app, &token, 2, path).await?;
+    let fresh = time_gets(&app, &token, args.iterations, path).await?;
+    let t = Instant::now();
+    crate::jobs::run_pending(&state).await?;
+    let train_ms = t.elapsed().as_secs_f64() * 1000.0;
+    time_gets(&app, &token, 2, path).await?;
+    let from_model = time_gets(&app, &token, args.iterations, path).await?;
+    let req = Request::get("/api/v1/forecasts?months=6")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())?;
+    let res = app.clone().oneshot(req).await?;
+    let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(res.into_body(), 8 << 20).await?)?;
+    let categories = body["categories"].as_array().map_or(0, Vec::len);
+    anyhow::ensure!(!body["model_id"].is_null(), "the trained model was not used");
+
+    let mut conn = db.conn().await?;
+    magpie_db::users::delete(conn.c(), user).await?;
+    drop(conn);
+    let engine = db.engine().as_str();
+    db.close().await;
+    let report = serde_json::json!({
+        "engine": engine,
+        "transactions": inserted,
+        "categories_forecast": categories,
+        "forecast_fitted_per_request_ms": {"p50": percentile(&fresh, 0.5), "p95": percentile(&fresh, 0.95), "max": fresh.last()},
+        "training_job_ms": train_ms,
+        "forecast_from_model_ms": {"p50": percentile(&from_model, 0.5), "p95": percentile(&from_model, 0.95), "max": from_model.last()},
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!("engine: {engine}, {inserted} transactions over 36 months, {categories} spending categories forecast");
+        println!(
+            "6-month forecasts of every category, fitted for the request: p50 {:.1} ms, p95 {:.1} ms",
+            percentile(&fresh, 0.5),
+            percentile(&fresh, 0.95)
+        );
+        println!("training the PREDICTION model (with its out-of-sample backtest): {train_ms:.0} ms");
+        println!(
+            "the same from the trained model: p50 {:.1} ms, p95 {:.1} ms",
+            percentile(&from_model, 0.5),
+            percentile(&from_model, 0.95)
+        );
+    }
+    Ok(())
+}
+
 async fn run_wrk(
     state: AppState,
     token: &str,
@@ -733,7 +865,7 @@ async fn import_bench(config: Config, args: ImportArgs) -> anyhow::Result<()> {
     // child process, so the peak memory is that of an import alone (this process holds the generated
     // data and whatever its allocator kept from the parse runs).
     let (db_import, opts_import) = magpie_db::Db::scratch(&base, "import").await?;
-    bench_user_in(&db_import, "import@bench.invalid").await?;
+    let import_user = bench_user_in(&db_import, "import@bench.invalid").await?;
     // Categorization is part of an import: the shipped global model is there, as on a real instance.
     let models = tempfile::tempdir()?;
     install_model(&config, &db_import, models.path()).await?;
@@ -741,6 +873,13 @@ async fn import_bench(config: Config, args: ImportArgs) -> anyhow::Result<()> {
     let (import_secs, imported, peak) = import_in_child(&opts_import.url, &csv, models.path()).await?;
     anyhow::ensure!(imported >= args.rows * 99 / 100, "only {imported} rows imported");
     let db_import = magpie_db::Db::connect(&opts_import).await?;
+    // The rows were categorized on the way in (by the shipped global model).
+    let by_model = {
+        let mut conn = db_import.conn().await?;
+        magpie_db::transactions::count_categorized_by(conn.c(), import_user, magpie_domain::CategorySource::Model)
+            .await?
+    };
+    anyhow::ensure!(by_model as usize >= imported / 2, "only {by_model} of {imported} rows were categorized");
     db_import.drop_scratch(&base, &opts_import).await?;
     let request = ImportRequest { filename: Some("bench.csv".into()), ..ImportRequest::default() };
 
@@ -771,6 +910,7 @@ async fn import_bench(config: Config, args: ImportArgs) -> anyhow::Result<()> {
             "bare_insert_rows_per_s": bare_rps,
             "ratio_to_bare": import_rps / bare_rps,
             "peak_rss_mib": peak,
+            "categorized_by_model": by_model,
         }),
     );
 

@@ -23,6 +23,29 @@ pub enum MlCommand {
     TrainGlobal(TrainGlobalArgs),
     /// List the registry: the global models, and a user's with `--user`.
     Models(ModelsArgs),
+    /// Backtest the forecasts of a user's monthly spending (`--user`) or of a CSV (`--data` with
+    /// `date,amount,category[,type]`): per series the sMAPE of the chosen model, of seasonal naive and
+    /// of the mean, in the rolling-origin backtest the choice is made on and out of sample (each
+    /// chosen on earlier months only and judged on the months after), and whether the chosen model is
+    /// at least as good as the better baseline on at least 70% of the series.
+    Backtest(BacktestArgs),
+}
+
+/// `magpie ml backtest` flags.
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// The account's email.
+    #[arg(long, conflicts_with = "data")]
+    pub user: Option<String>,
+    /// A CSV file instead.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Out-of-sample origins (the last N months).
+    #[arg(long, default_value_t = 6)]
+    pub origins: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `magpie ml train` flags.
@@ -86,6 +109,11 @@ pub fn run_offline(cmd: &MlCommand) -> Option<anyhow::Result<()>> {
         MlCommand::TrainGlobal(TrainGlobalArgs { out: Some(out), rows_per_category }) => {
             Some(write_global(out, *rows_per_category))
         }
+        MlCommand::Backtest(args) if args.data.is_some() => Some((|| {
+            let path = args.data.as_ref().expect("checked");
+            let series = magpie_ml::forecast::load_monthly_csv(path).map_err(|e| anyhow::anyhow!(e))?;
+            print_backtest(&series, args)
+        })()),
         _ => None,
     }
 }
@@ -107,6 +135,24 @@ pub async fn run(config: crate::config::Config, cmd: MlCommand) -> anyhow::Resul
             Ok(())
         }
         MlCommand::Models(args) => list_models(&state, args.user.as_deref()).await,
+        MlCommand::Backtest(args) => match &args.user {
+            Some(email) => {
+                let user = find_user(&state, email).await?;
+                let (series, _) = crate::forecasting::series(&state, user, chrono::Utc::now().date_naive()).await?;
+                let named: Vec<(String, Vec<f64>)> = series
+                    .into_iter()
+                    .filter(|s| !s.income)
+                    .map(|s| {
+                        (
+                            s.name,
+                            s.months.iter().map(|(_, v)| v.as_decimal().to_string().parse().unwrap_or(0.0)).collect(),
+                        )
+                    })
+                    .collect();
+                print_backtest(&named, &args)
+            }
+            None => Err(anyhow::anyhow!("give --user EMAIL or --data FILE.csv")),
+        },
         MlCommand::Eval(_) => unreachable!("runs offline"),
     };
     db.close().await;
@@ -217,5 +263,68 @@ fn eval_command(args: &EvalArgs) -> anyhow::Result<()> {
     for b in &report.calibration {
         println!("  {:.1}-{:.1}: {:>6}  {:.3}  {:.3}", b.from, b.to, b.count, b.mean_confidence, b.accuracy);
     }
+    Ok(())
+}
+
+/// The backtest report of `magpie ml backtest`.
+fn print_backtest(series: &[(String, Vec<f64>)], args: &BacktestArgs) -> anyhow::Result<()> {
+    use magpie_ml::forecast;
+    anyhow::ensure!(!series.is_empty(), "no series to backtest");
+    let backtest = forecast::backtest_report(series);
+    let nested = forecast::holdout(series, args.origins.clamp(1, 24), 3);
+    let share =
+        |r: &[forecast::HoldoutResult]| r.iter().filter(|x| x.beats_baselines).count() as f64 / r.len().max(1) as f64;
+    let (b, n) = (share(&backtest), share(&nested));
+    let verdict = b >= 0.7;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "series": series.len(),
+                "backtest": backtest,
+                "out_of_sample": nested,
+                "backtest_share_at_least_as_good": b,
+                "out_of_sample_share_at_least_as_good": n,
+                "meets_70_percent": verdict,
+            })
+        );
+        return Ok(());
+    }
+    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+    println!(
+        "{:<28} {:<14} {:>8} {:>9} {:>8}   {:>8} {:>9} {:>8}",
+        "series", "chosen", "sMAPE", "s.naive", "mean", "oos", "s.naive", "mean"
+    );
+    for r in &backtest {
+        let o = nested.iter().find(|o| o.name == r.name);
+        println!(
+            "{:<28} {:<14} {:>8.3} {:>9} {:>8.3}{} {:>8} {:>9} {:>8}{}",
+            r.name.chars().take(28).collect::<String>(),
+            format!("{:?}", r.chosen),
+            r.chosen_smape,
+            fmt(r.seasonal_naive_smape),
+            r.mean_smape,
+            if r.beats_baselines { " " } else { "*" },
+            fmt(o.map(|o| o.chosen_smape)),
+            fmt(o.and_then(|o| o.seasonal_naive_smape)),
+            fmt(o.map(|o| o.mean_smape)),
+            if o.is_some_and(|o| !o.beats_baselines) { "*" } else { "" },
+        );
+    }
+    println!(
+        "\nbacktest (what the choice is made on): the chosen model is at least as good as the better baseline on {} of {} series ({:.0}%): {}",
+        backtest.iter().filter(|r| r.beats_baselines).count(),
+        backtest.len(),
+        b * 100.0,
+        if verdict { "meets the 70% target" } else { "BELOW the 70% target" }
+    );
+    println!(
+        "out of sample (chosen on earlier months, judged on the {} after): {} of {} series ({:.0}%)",
+        args.origins,
+        nested.iter().filter(|r| r.beats_baselines).count(),
+        nested.len(),
+        n * 100.0
+    );
+    println!("(* = worse than the better baseline; sMAPE 0 is perfect, 2 the worst)");
     Ok(())
 }

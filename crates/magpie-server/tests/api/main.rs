@@ -8,6 +8,7 @@ mod cli_ml;
 mod corpus;
 mod errors;
 mod imports;
+mod insights;
 mod lifecycle;
 mod logs;
 mod planning;

@@ -51,7 +51,7 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
         .json();
     // A personal model and a training job of the owner's.
     for i in 0..52 {
-        let category = if i % 2 == 0 { "Owned A" } else { "Owned B" };
+        let category = if i % 2 == 0 { "OwnedA" } else { "OwnedB" };
         app.authed(
             Method::POST,
             "/api/v1/transactions",
@@ -162,6 +162,12 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
             id: format!("{goal_id}|{contribution_id}"),
             routes: vec![(Method::DELETE, "/api/v1/goals/{id}/contributions/{id}", None)],
             check: ("/api/v1/goals/{owned}/contributions", "id"),
+        },
+        Resource {
+            // A category only the owner spends in (the 52 transactions above).
+            id: "OwnedA".to_owned(),
+            routes: vec![(Method::GET, "/api/v1/forecasts/categories/{id}", None)],
+            check: ("/api/v1/forecasts/categories/{owned}", "name"),
         },
         Resource {
             id: deleted_id,
