@@ -189,6 +189,12 @@ pub async fn get_any(conn: Conn<'_>, id: JobId) -> Result<Option<Job>> {
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).fetch_optional(&mut *c).await?))
 }
 
+/// Every job of a kind, oldest first (operators and tests).
+pub async fn of_kind(conn: Conn<'_>, kind: &str) -> Result<Vec<Job>> {
+    const SQL: &str = concat!("select ", cols!(), " from jobs where kind = $1 order by created_at, id");
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(kind).fetch_all(&mut *c).await?))
+}
+
 /// Jobs waiting or running, and the age of the oldest waiting one (for `/metrics`).
 pub async fn depth(conn: Conn<'_>) -> Result<(i64, i64, Option<Timestamp>)> {
     const SQL: &str = "select \

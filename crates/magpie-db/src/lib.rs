@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod memory;
 pub mod models;
 pub mod rules;
+pub mod sync;
 pub mod transactions;
 pub mod users;
 

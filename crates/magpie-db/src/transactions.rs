@@ -43,6 +43,8 @@ pub struct Transaction {
     pub updated_at: Timestamp,
     /// Soft-delete time.
     pub deleted_at: Option<Timestamp>,
+    /// Not yet booked by the bank (bank-synced rows only; it posts or vanishes at a later sync).
+    pub pending: bool,
 }
 
 /// What creating a transaction needs.
@@ -99,7 +101,7 @@ pub struct Totals {
 macro_rules! cols {
     () => {
         "id, user_id, amount, date, description, category, type, source, confidence_score, category_source, \
-         connection_id, created_at, updated_at, deleted_at"
+         connection_id, created_at, updated_at, deleted_at, pending"
     };
 }
 
@@ -129,9 +131,10 @@ pub async fn create(mut conn: Conn<'_>, user: UserId, new: &NewTransaction) -> R
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        pending: false,
     };
     on_conn!(conn, c => {
-        sqlx::query(concat!("insert into transactions (", cols!(), ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))
+        sqlx::query(concat!("insert into transactions (", cols!(), ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"))
             .bind(row.id)
             .bind(row.user_id)
             .bind(row.amount)
@@ -146,6 +149,7 @@ pub async fn create(mut conn: Conn<'_>, user: UserId, new: &NewTransaction) -> R
             .bind(row.created_at)
             .bind(row.updated_at)
             .bind(row.deleted_at)
+            .bind(row.pending)
             .execute(&mut *c)
             .await?;
     });
@@ -475,7 +479,8 @@ pub async fn insert_many(mut conn: Conn<'_>, user: UserId, rows: &[NewTransactio
                     .push_bind(r.connection_id)
                     .push_bind(now)
                     .push_bind(now)
-                    .push_bind(None::<Timestamp>);
+                    .push_bind(None::<Timestamp>)
+                    .push_bind(false);
             });
             qb.build().execute(&mut *c).await?;
         });

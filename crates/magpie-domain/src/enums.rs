@@ -78,6 +78,11 @@ string_enum! {
 }
 
 string_enum! {
+    /// The bank aggregator a connection goes through (column `connections.provider`).
+    BankProvider { Plaid => "PLAID", Simplefin => "SIMPLEFIN", Gocardless => "GOCARDLESS" }
+}
+
+string_enum! {
     /// What a personal access token may do: `read` tokens cannot change anything.
     TokenScope { Read => "read", ReadWrite => "read-write" }
 }
@@ -86,7 +91,8 @@ string_enum! {
     /// Who decided a transaction's category. A person's decision (`USER`) is never overwritten by a
     /// model; `RULE` and `MEMORY` are the person's rules and remembered corrections; `MODEL` a
     /// categorization model (its confidence is in `confidence_score`); `NONE` nobody yet.
-    CategorySource { User => "USER", Rule => "RULE", Memory => "MEMORY", Model => "MODEL", None => "NONE" }
+    /// `PROVIDER` the bank aggregator's own category (Plaid's), with its confidence.
+    CategorySource { User => "USER", Rule => "RULE", Memory => "MEMORY", Model => "MODEL", Provider => "PROVIDER", None => "NONE" }
 }
 
 string_enum! {

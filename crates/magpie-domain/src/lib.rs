@@ -24,7 +24,8 @@ pub mod codec;
 pub use budget::Allocations;
 pub use confidence::Confidence;
 pub use enums::{
-    CategorySource, ConnectionStatus, GoalStatus, JobStatus, ModelType, RuleMatch, Source, TokenScope, TransactionType,
+    BankProvider, CategorySource, ConnectionStatus, GoalStatus, JobStatus, ModelType, RuleMatch, Source, TokenScope,
+    TransactionType,
 };
 pub use ids::{
     BudgetId, ConnectionId, GoalId, ImportBatchId, JobId, ModelId, RuleId, SessionId, TokenId, TransactionId, UserId,

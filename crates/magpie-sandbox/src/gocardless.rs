@@ -155,7 +155,7 @@ fn render_requisition(w: &World, id: &str, r: &Requisition) -> Value {
 }
 
 fn render_institution(i: &(&str, &str, &str)) -> Value {
-    json!({"id": i.0, "name": i.1, "bic": i.2, "transaction_total_days": "540", "max_access_valid_for_days": "180",
+    json!({"id": i.0, "name": i.1, "bic": i.2, "transaction_total_days": "730", "max_access_valid_for_days": "180",
            "countries": ["GB", "DE", "NL"], "logo": "https://cdn.example/logo.png", "supported_features": []})
 }
 

@@ -145,6 +145,11 @@ pub struct World {
     pub page_delay_ms: u64,
     /// Webhooks sent.
     pub outbox: Vec<SentWebhook>,
+    /// Plaid `/transactions/sync` requests in flight now, per access token, and the most ever at once
+    /// for any one item (a client syncing one item twice at a time shows up here).
+    pub syncs_in_flight: BTreeMap<String, u32>,
+    /// The most concurrent `/transactions/sync` requests seen for one item.
+    pub max_concurrent_syncs: u32,
     rng: bank::Rng,
 }
 
@@ -162,6 +167,8 @@ impl World {
             hits: BTreeMap::new(),
             page_delay_ms: 0,
             outbox: Vec::new(),
+            syncs_in_flight: BTreeMap::new(),
+            max_concurrent_syncs: 0,
         }
     }
 
@@ -210,7 +217,7 @@ impl World {
     }
 
     /// Which handle (Plaid item, SimpleFIN user, GoCardless requisition) reaches a bank.
-    fn handle_of(&self, bank: usize) -> Option<String> {
+    pub fn handle_of(&self, bank: usize) -> Option<String> {
         self.plaid
             .item_of_bank(bank)
             .or_else(|| self.simplefin.user_of_bank(bank))

@@ -183,10 +183,22 @@ async fn plaid(State(s): State<Sandbox>, Path(path): Path<String>, headers: Head
     if !authorized {
         return perr(400, "INVALID_INPUT", "INVALID_API_KEYS", "invalid client_id or secret provided");
     }
-    if path == "/transactions/sync" {
+    let access = text(&body, "access_token").to_owned();
+    let syncing = path == "/transactions/sync";
+    if syncing {
+        s.with(|w| {
+            let n = w.syncs_in_flight.entry(access.clone()).or_insert(0);
+            *n += 1;
+            w.max_concurrent_syncs = w.max_concurrent_syncs.max(*n);
+        });
         s.delay().await;
     }
-    let (response, hooks): (Response, Hooks) = s.with(|w| handle(w, &s, &path, &body));
+    let (response, hooks): (Response, Hooks) = s.with(|w| {
+        if syncing && let Some(n) = w.syncs_in_flight.get_mut(&access) {
+            *n -= 1;
+        }
+        handle(w, &s, &path, &body)
+    });
     for (url, hook) in hooks {
         s.send_plaid_webhook(&url, hook);
     }

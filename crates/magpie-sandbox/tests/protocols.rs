@@ -242,7 +242,7 @@ async fn gocardless_requisition_sync_quota_and_expiry() {
     let s = sandbox(60).await;
     let client = gocardless(&s);
     let institutions = client.institutions("gb").await.unwrap();
-    assert!(institutions.iter().any(|i| i.id == "SANDBOXFINANCE_SFIN0000" && i.transaction_total_days == Some(540)));
+    assert!(institutions.iter().any(|i| i.id == "SANDBOXFINANCE_SFIN0000" && i.transaction_total_days == Some(730)));
     let req = client.create_requisition("SANDBOXFINANCE_SFIN0000", "http://localhost/back", "ref-1").await.unwrap();
     assert_eq!(req.status, "CR");
     let e = client.connect(&req.id).await.unwrap_err();

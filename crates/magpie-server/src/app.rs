@@ -41,6 +41,8 @@ pub struct App {
     pub jobs_wakeup: crate::jobs::Wakeup,
     /// Forecast models in memory.
     pub forecast_cache: crate::forecasting::ArtifactCache,
+    /// Bank providers and the keyring sealing their tokens.
+    pub bank: crate::sync::BankSync,
 }
 
 /// Shared, cheaply cloned application state.
@@ -57,7 +59,18 @@ impl Deref for AppState {
 impl AppState {
     /// State over a database with a configuration. The token signing key is the configured
     /// `auth_secret`, or else a key generated once and kept in the database (shared by every replica).
+    /// The encryption keys are the configured ones; none are generated (`magpie serve` does that).
     pub async fn build(config: Config, db: Db) -> anyhow::Result<AppState> {
+        let keyring = crate::sealing::Keyring::from_config_existing(&config)?;
+        Self::build_with_keyring(config, db, keyring).await
+    }
+
+    /// State with a given keyring.
+    pub async fn build_with_keyring(
+        config: Config,
+        db: Db,
+        keyring: crate::sealing::Keyring,
+    ) -> anyhow::Result<AppState> {
         let secret = match &config.auth_secret {
             Some(secret) => secret.expose().clone(),
             None => {
@@ -74,6 +87,7 @@ impl AppState {
             ml,
             jobs_wakeup: crate::jobs::Wakeup::default(),
             forecast_cache: crate::forecasting::ArtifactCache::default(),
+            bank: crate::sync::BankSync::new(&config, keyring),
             config,
             db,
             metrics: crate::telemetry::prometheus(),
@@ -189,7 +203,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen_addr))?;
     let addr = listener.local_addr()?;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let state = AppState::build(config, db.clone()).await?;
+    // The server seals bank tokens, so it needs a key: the configured one, or one generated on first
+    // start. A stored token naming a key this server lacks stops it here, not at every sync.
+    let keyring = crate::sealing::Keyring::from_config(&config)?;
+    crate::sealing::check_stored_tokens(&db, &keyring).await?;
+    let state = AppState::build_with_keyring(config, db.clone(), keyring).await?;
     let upkeep = crate::telemetry::spawn_metrics_upkeep(state.metrics.clone());
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
     let worker = state.config.jobs_worker.then(|| tokio::spawn(crate::jobs::work(state.clone(), worker_stopped)));

@@ -100,6 +100,36 @@ pub struct Config {
     pub jobs_worker: bool,
     /// On start, install the global model shipped with the binary when there is no global model.
     pub ml_install_global_model: bool,
+    /// Key sealing bank tokens (AES-256-GCM): 32 bytes, base64. When unset, the keys in
+    /// `encryption_key_file` are used, and a key is generated there on first start.
+    pub encryption_key: Option<Secret<String>>,
+    /// File of base64 keys, one per line, the first sealing new tokens and the others only opening old
+    /// ones (default `<data_dir>/encryption.key`).
+    pub encryption_key_file: Option<PathBuf>,
+    /// Earlier keys (base64, comma-separated) that may still open tokens, during a rotation.
+    pub encryption_previous_keys: Option<Secret<String>>,
+    /// Plaid API (`https://sandbox.plaid.com`, `https://production.plaid.com`, or `magpie sandbox`).
+    pub plaid_base_url: String,
+    /// Plaid client id; Plaid is offered when this and `plaid_secret` are set.
+    pub plaid_client_id: Option<String>,
+    /// Plaid secret for the environment.
+    pub plaid_secret: Option<Secret<String>>,
+    /// Where Plaid sends webhooks: this server's `/api/v1/webhooks/plaid` as the internet sees it.
+    pub plaid_webhook_url: Option<String>,
+    /// Hosts SimpleFIN setup tokens and Access URLs may point at (comma-separated `host[:port]`).
+    pub simplefin_allowed_hosts: String,
+    /// GoCardless Bank Account Data API.
+    pub gocardless_base_url: String,
+    /// GoCardless secret id; GoCardless is offered when this and `gocardless_secret_key` are set.
+    pub gocardless_secret_id: Option<String>,
+    /// GoCardless secret key.
+    pub gocardless_secret_key: Option<Secret<String>>,
+    /// Seconds between scheduled syncs of a connection (each gets up to 10% jitter).
+    pub sync_interval_secs: u64,
+    /// How far back a first sync reaches, in days (SimpleFIN, GoCardless; Plaid gives what it has).
+    pub sync_initial_days: u32,
+    /// How long a sync may hold its connection before another process may take over (seconds).
+    pub sync_lease_secs: u64,
 }
 
 impl Default for Config {
@@ -129,6 +159,20 @@ impl Default for Config {
             ml_retrain_after_corrections: 20,
             jobs_worker: true,
             ml_install_global_model: true,
+            encryption_key: None,
+            encryption_key_file: None,
+            encryption_previous_keys: None,
+            plaid_base_url: "https://sandbox.plaid.com".to_owned(),
+            plaid_client_id: None,
+            plaid_secret: None,
+            plaid_webhook_url: None,
+            simplefin_allowed_hosts: "bridge.simplefin.org,beta-bridge.simplefin.org".to_owned(),
+            gocardless_base_url: "https://bankaccountdata.gocardless.com".to_owned(),
+            gocardless_secret_id: None,
+            gocardless_secret_key: None,
+            sync_interval_secs: 6 * 3600,
+            sync_initial_days: 90,
+            sync_lease_secs: 600,
         }
     }
 }
@@ -159,6 +203,20 @@ pub const KEYS: &[&str] = &[
     "ml_retrain_after_corrections",
     "jobs_worker",
     "ml_install_global_model",
+    "encryption_key",
+    "encryption_key_file",
+    "encryption_previous_keys",
+    "plaid_base_url",
+    "plaid_client_id",
+    "plaid_secret",
+    "plaid_webhook_url",
+    "simplefin_allowed_hosts",
+    "gocardless_base_url",
+    "gocardless_secret_id",
+    "gocardless_secret_key",
+    "sync_interval_secs",
+    "sync_initial_days",
+    "sync_lease_secs",
 ];
 
 /// `MAGPIE_` variables that are not configuration keys but are legitimately set.
@@ -253,6 +311,13 @@ impl Config {
             "ml_confidence_threshold must be between 0 and 1"
         );
         anyhow::ensure!(self.ml_retrain_after_corrections >= 1, "ml_retrain_after_corrections must be at least 1");
+        anyhow::ensure!(self.sync_interval_secs >= 60, "sync_interval_secs must be at least 60");
+        anyhow::ensure!((1..=730).contains(&self.sync_initial_days), "sync_initial_days must be between 1 and 730");
+        anyhow::ensure!(self.sync_lease_secs >= 1, "sync_lease_secs must be at least 1");
+        for (key, url) in [("plaid_base_url", &self.plaid_base_url), ("gocardless_base_url", &self.gocardless_base_url)]
+        {
+            anyhow::ensure!(url.starts_with("https://") || url.starts_with("http://"), "{key} must be an http(s) URL");
+        }
         magpie_db::Engine::from_url(&self.database_url())?;
         Ok(())
     }
@@ -272,6 +337,11 @@ impl Config {
             slow_statement_threshold: Duration::from_millis(self.slow_query_ms),
             ..magpie_db::DbOptions::new(self.database_url())
         }
+    }
+
+    /// The encryption key file: `encryption_key_file`, or `<data_dir>/encryption.key`.
+    pub fn encryption_key_path(&self) -> PathBuf {
+        self.encryption_key_file.clone().unwrap_or_else(|| self.data_dir.join("encryption.key"))
     }
 
     /// The request timeout.

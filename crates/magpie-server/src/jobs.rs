@@ -24,6 +24,8 @@ pub const TRAIN_GLOBAL_CATEGORIZER: &str = "train_global_categorizer";
 const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 /// How often an idle worker looks for due jobs (new jobs queued by this process wake it at once).
 const POLL: Duration = Duration::from_secs(2);
+/// How often a worker queues the bank syncs that are due.
+const SCHEDULE: Duration = Duration::from_secs(15);
 
 /// Wakes this process's worker when a job is queued here.
 #[derive(Default)]
@@ -93,8 +95,15 @@ pub fn worker_name() -> String {
 }
 
 /// Run one job of `job.kind`; its result is stored with it.
-async fn execute(state: &AppState, job: &Job) -> anyhow::Result<serde_json::Value> {
+async fn execute(state: &AppState, job: &Job, worker: &str) -> anyhow::Result<serde_json::Value> {
     match job.kind.as_str() {
+        crate::sync::SYNC_CONNECTION => {
+            let id: magpie_domain::ConnectionId = serde_json::from_value(job.payload.0["connection_id"].clone())
+                .map_err(|e| anyhow::anyhow!("a sync job needs a connection_id: {e}"))?;
+            let manual = job.payload.0["manual"].as_bool().unwrap_or(false);
+            let report = crate::sync::run(state, id, manual, worker).await?;
+            Ok(serde_json::to_value(report)?)
+        }
         TRAIN_CATEGORIZER => {
             let user = job.user_id.ok_or_else(|| anyhow::anyhow!("a training job needs a user"))?;
             let outcome = crate::ml::training::train_user(state, user).await?;
@@ -129,7 +138,7 @@ pub async fn run_one(state: &AppState, worker: &str) -> anyhow::Result<bool> {
 async fn finish(state: &AppState, worker: &str, job: Job) -> anyhow::Result<()> {
     tracing::info!("job started");
     let started = std::time::Instant::now();
-    let outcome = execute(state, &job).await;
+    let outcome = execute(state, &job, worker).await;
     let mut conn = state.db.conn().await?;
     match outcome {
         Ok(result) => {
@@ -165,9 +174,18 @@ pub async fn run_pending(state: &AppState) -> anyhow::Result<usize> {
 pub async fn work(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let worker = worker_name();
     tracing::info!(worker, "background worker started");
+    let mut scheduled = tokio::time::Instant::now() - SCHEDULE;
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        if scheduled.elapsed() >= SCHEDULE {
+            scheduled = tokio::time::Instant::now();
+            match crate::sync::schedule_due(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(connections = n, "queued scheduled bank syncs"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot queue scheduled syncs"),
+            }
         }
         match run_one(&state, &worker).await {
             Ok(true) => continue,

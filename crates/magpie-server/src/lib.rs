@@ -7,6 +7,7 @@
 //! * [`jobs`]: the background worker;
 //! * [`planning`]: budget status and goal projections; [`forecasting`]: forecasts;
 //! * [`import`]: the statement import pipeline;
+//! * [`sync`]: bank sync (jobs, scheduling, applying what providers return); [`sealing`]: token encryption;
 //! * [`config`], [`telemetry`], [`error`], [`cli`].
 
 pub mod api;
@@ -21,4 +22,6 @@ pub mod import;
 pub mod jobs;
 pub mod ml;
 pub mod planning;
+pub mod sealing;
+pub mod sync;
 pub mod telemetry;

@@ -17,9 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::http::{self, to_cents};
-use crate::{
-    Account, Batch, Linked, Notice, Provider, ProviderKind, Secret, SyncError, SyncOptions, Txn, Window, sanitize,
-};
+use crate::{Account, Batch, Linked, Notice, Provider, Secret, SyncError, SyncOptions, Txn, Window, sanitize};
 
 /// How to reach GoCardless.
 #[derive(Debug, Clone)]
@@ -44,7 +42,7 @@ struct Tokens {
 /// A GoCardless client. The API token pair is shared by every connection.
 pub struct GocardlessClient {
     cfg: GocardlessConfig,
-    http: reqwest::Client,
+    http: http::Client,
     tokens: tokio::sync::Mutex<Option<Tokens>>,
 }
 
@@ -313,7 +311,7 @@ fn map_error(status: u16, text: &str, headers: &HeaderMap) -> SyncError {
 impl GocardlessClient {
     /// A client.
     pub fn new(cfg: GocardlessConfig) -> GocardlessClient {
-        let http = http::client(cfg.timeout);
+        let http = http::Client::new(cfg.timeout);
         GocardlessClient { cfg, http, tokens: tokio::sync::Mutex::new(None) }
     }
 
@@ -322,7 +320,7 @@ impl GocardlessClient {
     }
 
     async fn token_call(&self, path: &str, body: Value) -> Result<Value, SyncError> {
-        let res = self.http.post(self.url(path)).json(&body).send().await.map_err(http::network_error)?;
+        let res = self.http.get().post(self.url(path)).json(&body).send().await.map_err(http::network_error)?;
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let text = http::body_text(res).await?;
@@ -389,7 +387,7 @@ impl GocardlessClient {
     ) -> Result<(T, HeaderMap), SyncError> {
         for attempt in 0..2 {
             let token = self.access_token(attempt == 1).await?;
-            let mut req = self.http.request(method.clone(), self.url(path)).bearer_auth(token).query(query);
+            let mut req = self.http.get().request(method.clone(), self.url(path)).bearer_auth(token).query(query);
             if let Some(b) = &body {
                 req = req.json(b);
             }
@@ -642,8 +640,8 @@ impl GocardlessClient {
 }
 
 impl Provider for GocardlessClient {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Gocardless
+    fn kind(&self) -> magpie_domain::BankProvider {
+        magpie_domain::BankProvider::Gocardless
     }
 
     async fn sync(&self, secret: &Secret, state: &Value, options: &SyncOptions) -> Result<Batch, SyncError> {

@@ -10,16 +10,31 @@ use serde::{Deserialize, Deserializer};
 use crate::SyncError;
 
 /// An HTTP client for provider APIs: rustls (ring) with the system's roots, bounded time, no
-/// redirects (a redirect would carry Basic credentials elsewhere).
-pub(crate) fn client(timeout: Duration) -> reqwest::Client {
-    crate::install_tls_provider();
-    reqwest::Client::builder()
-        .user_agent(concat!("magpie/", env!("CARGO_PKG_VERSION")))
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a client without custom TLS settings always builds")
+/// redirects (a redirect would carry Basic credentials elsewhere). Built on first use: loading the
+/// system's certificate store costs several megabytes that a server with no bank connections (or a
+/// command that never syncs) should not pay.
+pub(crate) struct Client {
+    timeout: Duration,
+    inner: std::sync::OnceLock<reqwest::Client>,
+}
+
+impl Client {
+    pub(crate) fn new(timeout: Duration) -> Client {
+        Client { timeout, inner: std::sync::OnceLock::new() }
+    }
+
+    pub(crate) fn get(&self) -> &reqwest::Client {
+        self.inner.get_or_init(|| {
+            crate::install_tls_provider();
+            reqwest::Client::builder()
+                .user_agent(concat!("magpie/", env!("CARGO_PKG_VERSION")))
+                .timeout(self.timeout)
+                .connect_timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("a client without custom TLS settings always builds")
+        })
+    }
 }
 
 /// A transport failure, without the URL (it may hold credentials).
@@ -93,10 +108,20 @@ pub(crate) fn header_u64(headers: &HeaderMap, names: &[&str]) -> Option<u64> {
     names.iter().find_map(|n| headers.get(*n)?.to_str().ok()?.trim().parse().ok())
 }
 
-/// Read at most `limit` bytes of a body as text (error bodies are only ever shown sanitised).
-pub(crate) async fn body_text(res: reqwest::Response) -> Result<String, SyncError> {
-    let bytes = res.bytes().await.map_err(network_error)?;
-    Ok(String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned())
+/// Largest response body read (a Plaid page of 500 rows is about 400 KB; a SimpleFIN window of a busy
+/// account a few MB).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Read a body as text, refusing bodies over [`MAX_BODY`].
+pub(crate) async fn body_text(mut res: reqwest::Response) -> Result<String, SyncError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(network_error)? {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(bad_response("provider", "the response is too large"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[cfg(test)]

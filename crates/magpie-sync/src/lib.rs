@@ -25,51 +25,13 @@ use std::future::Future;
 pub use error::{SyncError, sanitize};
 pub use model::{Account, Batch, Linked, Notice, ProviderCategory, Secret, SyncOptions, Txn, TxnRef, Window};
 
-/// Which aggregator a connection goes through (column `connections.provider`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// Plaid (`/transactions/sync` with a cursor).
-    Plaid,
-    /// SimpleFIN Bridge (an Access URL; date windows).
-    Simplefin,
-    /// GoCardless Bank Account Data, ex-Nordigen (requisitions; date windows).
-    Gocardless,
-}
-
-impl ProviderKind {
-    /// Every provider.
-    pub const ALL: [ProviderKind; 3] = [ProviderKind::Plaid, ProviderKind::Simplefin, ProviderKind::Gocardless];
-
-    /// The stored spelling (`PLAID`, `SIMPLEFIN`, `GOCARDLESS`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Plaid => "PLAID",
-            ProviderKind::Simplefin => "SIMPLEFIN",
-            ProviderKind::Gocardless => "GOCARDLESS",
-        }
-    }
-
-    /// The API spelling (`plaid`, `simplefin`, `gocardless`).
-    pub fn api_name(self) -> &'static str {
-        match self {
-            ProviderKind::Plaid => "plaid",
-            ProviderKind::Simplefin => "simplefin",
-            ProviderKind::Gocardless => "gocardless",
-        }
-    }
-
-    /// From the stored spelling.
-    pub fn parse(s: &str) -> Option<ProviderKind> {
-        ProviderKind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(s))
-    }
-}
+pub use magpie_domain::BankProvider;
 
 /// What every aggregator client does once a connection exists. Linking differs per provider (a
 /// public token, a setup token, a requisition), so each client has its own `connect`.
 pub trait Provider: Send + Sync {
     /// Which provider this is.
-    fn kind(&self) -> ProviderKind;
+    fn kind(&self) -> BankProvider;
 
     /// Everything new since `state` (the previous [`Batch::state`], or [`Linked::state`]): accounts,
     /// added/changed and removed transactions, and the state to store **with** the data. Nothing is

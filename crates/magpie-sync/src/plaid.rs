@@ -17,9 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::http::{self, to_cents};
-use crate::{
-    Account, Batch, Linked, Provider, ProviderKind, Secret, SyncError, SyncOptions, Txn, TxnRef, categories, sanitize,
-};
+use crate::{Account, Batch, Linked, Provider, Secret, SyncError, SyncOptions, Txn, TxnRef, categories, sanitize};
 
 /// The code Plaid answers a stale mid-pagination cursor with.
 pub const MUTATION: &str = "TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION";
@@ -68,7 +66,7 @@ impl PlaidConfig {
 /// A Plaid client.
 pub struct PlaidClient {
     cfg: PlaidConfig,
-    http: reqwest::Client,
+    http: http::Client,
     keys: Mutex<HashMap<String, WebhookKey>>,
 }
 
@@ -281,7 +279,7 @@ impl Accumulated {
 impl PlaidClient {
     /// A client.
     pub fn new(cfg: PlaidConfig) -> PlaidClient {
-        let http = http::client(cfg.timeout);
+        let http = http::Client::new(cfg.timeout);
         PlaidClient { cfg, http, keys: Mutex::new(HashMap::new()) }
     }
 
@@ -291,6 +289,7 @@ impl PlaidClient {
         let url = format!("{}{path}", self.cfg.base_url.trim_end_matches('/'));
         let res = self
             .http
+            .get()
             .post(url)
             .header("Plaid-Version", "2020-09-14")
             .json(&body)
@@ -608,8 +607,8 @@ fn map_error(status: u16, e: &PlaidError, retry_after: Option<Duration>) -> Sync
 }
 
 impl Provider for PlaidClient {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Plaid
+    fn kind(&self) -> magpie_domain::BankProvider {
+        magpie_domain::BankProvider::Plaid
     }
 
     async fn sync(&self, secret: &Secret, state: &Value, _options: &SyncOptions) -> Result<Batch, SyncError> {

@@ -18,9 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::http::{self, to_cents};
-use crate::{
-    Account, Batch, Linked, Notice, Provider, ProviderKind, Secret, SyncError, SyncOptions, Txn, Window, sanitize,
-};
+use crate::{Account, Batch, Linked, Notice, Provider, Secret, SyncError, SyncOptions, Txn, Window, sanitize};
 
 /// The Bridge's documented ceiling for one request's window.
 pub const MAX_WINDOW_DAYS: i64 = 90;
@@ -51,7 +49,7 @@ impl Default for SimplefinConfig {
 /// A SimpleFIN client.
 pub struct SimplefinClient {
     cfg: SimplefinConfig,
-    http: reqwest::Client,
+    http: http::Client,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,7 +180,7 @@ fn currency(c: &str) -> Option<String> {
 impl SimplefinClient {
     /// A client.
     pub fn new(cfg: SimplefinConfig) -> SimplefinClient {
-        let http = http::client(cfg.timeout);
+        let http = http::Client::new(cfg.timeout);
         SimplefinClient { cfg, http }
     }
 
@@ -227,6 +225,7 @@ impl SimplefinClient {
         url.set_path(&path);
         let res = self
             .http
+            .get()
             .get(url)
             .basic_auth(&access.user, Some(&access.password))
             .query(query)
@@ -268,6 +267,7 @@ impl SimplefinClient {
         self.check_url(&claim_url, "setup token")?;
         let res = self
             .http
+            .get()
             .post(claim_url)
             .header(reqwest::header::CONTENT_LENGTH, "0")
             .send()
@@ -354,8 +354,8 @@ fn account(a: SfAccount) -> Account {
 }
 
 impl Provider for SimplefinClient {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Simplefin
+    fn kind(&self) -> magpie_domain::BankProvider {
+        magpie_domain::BankProvider::Simplefin
     }
 
     async fn sync(&self, secret: &Secret, state: &Value, options: &SyncOptions) -> Result<Batch, SyncError> {

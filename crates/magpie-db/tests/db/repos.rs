@@ -136,12 +136,13 @@ db_test!(a_transaction_cannot_reference_another_users_connection, |db| {
     let bobs = connections::create(
         c.c(),
         bob,
-        &connections::NewConnection {
-            id: ConnectionId::new(),
-            institution_id: "ins".into(),
-            institution_name: "Bank".into(),
-            access_token: SealedToken::new("sealed"),
-        },
+        &connections::NewConnection::new(
+            ConnectionId::new(),
+            magpie_domain::BankProvider::Plaid,
+            "ins",
+            "Bank",
+            SealedToken::new("sealed"),
+        ),
     )
     .await
     .unwrap();
@@ -302,12 +303,13 @@ db_test!(connections_crud_status_and_token, |db| {
     let conn = connections::create(
         c.c(),
         alice,
-        &connections::NewConnection {
-            id: ConnectionId::new(),
-            institution_id: "ins_109508".into(),
-            institution_name: "First Platypus Bank".into(),
-            access_token: SealedToken::new("v1:k1:abc"),
-        },
+        &connections::NewConnection::new(
+            ConnectionId::new(),
+            magpie_domain::BankProvider::Plaid,
+            "ins_109508",
+            "First Platypus Bank",
+            SealedToken::new("v1:k1:abc"),
+        ),
     )
     .await
     .unwrap();

@@ -194,12 +194,13 @@ db_test!(deleting_a_user_cascades_to_all_five_child_tables, |db| {
         let conn = connections::create(
             c.c(),
             owner,
-            &connections::NewConnection {
-                id: ConnectionId::new(),
-                institution_id: "ins_1".into(),
-                institution_name: "First Bank".into(),
-                access_token: SealedToken::new("v1:k1:sealed"),
-            },
+            &connections::NewConnection::new(
+                ConnectionId::new(),
+                magpie_domain::BankProvider::Plaid,
+                "ins_1",
+                "First Bank",
+                SealedToken::new("v1:k1:sealed"),
+            ),
         )
         .await
         .unwrap();
@@ -283,12 +284,13 @@ db_test!(deleting_a_connection_detaches_its_transactions, |db| {
     let conn = connections::create(
         c.c(),
         owner,
-        &connections::NewConnection {
-            id: ConnectionId::new(),
-            institution_id: "ins_1".into(),
-            institution_name: "First Bank".into(),
-            access_token: SealedToken::new("v1:k1:sealed"),
-        },
+        &connections::NewConnection::new(
+            ConnectionId::new(),
+            magpie_domain::BankProvider::Plaid,
+            "ins_1",
+            "First Bank",
+            SealedToken::new("v1:k1:sealed"),
+        ),
     )
     .await
     .unwrap();

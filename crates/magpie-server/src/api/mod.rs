@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod budgets;
 pub mod categories;
+pub mod connections;
 pub mod goals;
 pub mod imports;
 pub mod insights;
@@ -14,6 +15,7 @@ pub mod reports;
 pub mod rules;
 pub mod system;
 pub mod transactions;
+pub mod webhooks;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -40,6 +42,7 @@ use crate::error::{FieldError, Problem};
         (name = "categories", description = "The category taxonomy"),
         (name = "reports", description = "Totals and cash flow"),
         (name = "imports", description = "Statement file imports"),
+        (name = "connections", description = "Bank connections (Plaid, SimpleFIN, GoCardless), syncs and provider webhooks"),
         (name = "budgets", description = "Budgets and budget against actual"),
         (name = "goals", description = "Financial goals, contributions and projections"),
         (name = "insights", description = "Forecasts, recurring payments and anomalies"),
@@ -84,6 +87,8 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(categories::router())
         .merge(reports::router())
         .merge(imports::router())
+        .merge(connections::router())
+        .merge(webhooks::router())
         .merge(budgets::router())
         .merge(goals::router())
         .merge(insights::router())

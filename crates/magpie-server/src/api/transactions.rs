@@ -57,8 +57,12 @@ pub struct TransactionResponse {
     /// it and the category stayed `Uncategorized`); null when a person, a rule or a remembered
     /// correction chose the category.
     pub confidence_score: Option<Confidence>,
-    /// Who chose the category: USER, RULE, MEMORY (a remembered correction), MODEL or NONE.
+    /// Who chose the category: USER, RULE, MEMORY (a remembered correction), MODEL, PROVIDER (the bank
+    /// aggregator, with its confidence) or NONE.
     pub category_source: CategorySource,
+    /// Not yet booked by the bank (synced transactions only): it posts, possibly with another amount,
+    /// or vanishes at a later sync.
+    pub pending: bool,
     /// For transactions that need review: the model's three most likely categories (in lists with
     /// `needs_review=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,6 +89,7 @@ impl From<Transaction> for TransactionResponse {
             source: t.source,
             confidence_score: t.confidence_score,
             category_source: t.category_source,
+            pending: t.pending,
             suggestions: None,
             connection_id: t.connection_id,
             created_at: t.created_at,
@@ -734,6 +739,13 @@ pub async fn categorize_transactions(
     for t in rows {
         let d =
             categorizing.decide(&Subject { description: &t.description, amount: t.amount, kind: t.kind, date: t.date });
+        // The bank aggregator's own category stays unless a rule or a remembered correction says
+        // otherwise: recategorizing must not swap it for a model's guess.
+        if t.category_source == CategorySource::Provider
+            && matches!(d.source, CategorySource::Model | CategorySource::None)
+        {
+            continue;
+        }
         if d.category.as_str() == Category::UNCATEGORIZED {
             out.needs_review += 1;
         } else {
@@ -741,7 +753,7 @@ pub async fn categorize_transactions(
                 CategorySource::Rule => out.by_rule += 1,
                 CategorySource::Memory => out.by_memory += 1,
                 CategorySource::Model => out.by_model += 1,
-                CategorySource::User | CategorySource::None => {}
+                CategorySource::User | CategorySource::Provider | CategorySource::None => {}
             }
         }
         if d.category != t.category || d.source != t.category_source || d.confidence != t.confidence_score {

@@ -3,8 +3,10 @@
 mod bench;
 pub mod demo;
 mod import;
+pub mod keys;
 pub mod ml;
 mod parse;
+mod sandbox;
 mod user;
 
 use std::net::SocketAddr;
@@ -82,6 +84,11 @@ pub enum Command {
     /// The transaction categorizer: evaluate it on labelled data, train models, list the registry.
     #[command(subcommand)]
     Ml(ml::MlCommand),
+    /// The keys sealing bank tokens: generate one, see which seal what, rotate.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Run the bank emulator (Plaid, SimpleFIN, GoCardless with fake banks) to try bank sync locally.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// `magpie migrate` flags.
@@ -143,6 +150,8 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Command::Ml(cmd) => ml::run(config, cmd).await,
             Command::Parse(_) => unreachable!("handled before start-up"),
             Command::Bench(cmd) => bench::run(config, cmd).await,
+            Command::Keys(cmd) => keys::run(config, cmd).await,
+            Command::Sandbox(args) => sandbox::run(args).await,
         }
     })
 }

@@ -305,6 +305,13 @@ impl Categorizing {
 
     /// The category for `s`.
     pub fn decide(&self, s: &Subject<'_>) -> Decision {
+        self.decide_with_hint(s, None)
+    }
+
+    /// The category for `s` when the bank aggregator suggested one with a confidence: the person's rules
+    /// and remembered corrections still come first; then the aggregator's category if it is at least as
+    /// sure as the configured threshold; then the models.
+    pub fn decide_with_hint(&self, s: &Subject<'_>, hint: Option<(&Category, Option<Confidence>)>) -> Decision {
         let lower = s.description.to_lowercase();
         if let Some(rule) = self.rules.iter().find(|r| r.matches(s, &lower)) {
             return Decision { category: rule.category.clone(), confidence: None, source: CategorySource::Rule };
@@ -314,6 +321,15 @@ impl Categorizing {
             if let Some(c) = self.memory.get(&key) {
                 return Decision { category: c.clone(), confidence: None, source: CategorySource::Memory };
             }
+        }
+        if let Some((category, Some(confidence))) = hint
+            && confidence.as_f64() >= f64::from(self.threshold)
+        {
+            return Decision {
+                category: category.clone(),
+                confidence: Some(confidence),
+                source: CategorySource::Provider,
+            };
         }
         let Some(model) = &self.model else { return Decision::none() };
         let top = WORKSPACE.with(|ws| model.categorizer.predict(&s.example(), &mut ws.borrow_mut()));

@@ -446,12 +446,13 @@ app_test!(deleting_the_account_needs_the_password_and_removes_every_child_row, |
         let conn = connections::create(
             c.c(),
             id,
-            &connections::NewConnection {
-                id: ConnectionId::new(),
-                institution_id: "ins".into(),
-                institution_name: "Bank".into(),
-                access_token: SealedToken::new("sealed"),
-            },
+            &connections::NewConnection::new(
+                ConnectionId::new(),
+                magpie_domain::BankProvider::Plaid,
+                "ins",
+                "Bank",
+                SealedToken::new("sealed"),
+            ),
         )
         .await
         .unwrap();

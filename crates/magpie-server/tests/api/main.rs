@@ -13,6 +13,8 @@ mod lifecycle;
 mod logs;
 mod planning;
 mod support;
+mod sync;
+mod sync_process;
 mod system;
 mod tenancy;
 mod transactions;

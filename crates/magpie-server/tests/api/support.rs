@@ -7,17 +7,33 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use magpie_db::testing::TestDb;
 use magpie_server::app::{AppState, router};
-use magpie_server::config::Config;
+use magpie_server::config::{Config, Secret};
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// An app over its own database.
+/// An app over its own database, with a bank emulator its providers point at.
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub test_db: TestDb,
     /// The model store's folder, removed with the app.
     pub models: tempfile::TempDir,
+    /// Plaid, SimpleFIN and GoCardless with fake banks.
+    pub bank: magpie_sandbox::Running,
+}
+
+/// The key tests seal bank tokens with.
+pub const TEST_ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// Point a configuration's providers at an emulator.
+pub fn use_sandbox(config: &mut Config, bank: &magpie_sandbox::Running) {
+    config.plaid_base_url = bank.plaid_url();
+    config.plaid_client_id = Some("sandbox-client-id".into());
+    config.plaid_secret = Some(Secret::new("sandbox-secret".into()));
+    config.simplefin_allowed_hosts = bank.simplefin_host();
+    config.gocardless_base_url = bank.gocardless_url();
+    config.gocardless_secret_id = Some("sandbox-secret-id".into());
+    config.gocardless_secret_key = Some(Secret::new("sandbox-secret-key".into()));
 }
 
 /// A registered, signed-in user.
@@ -67,7 +83,13 @@ impl TestResponse {
 pub fn test_config() -> Config {
     // bcrypt's minimum cost keeps tests fast; the cost itself is a configuration value.
     // Jobs are run by the tests themselves (`jobs::run_pending`), so they are deterministic.
-    Config { request_timeout_secs: 10, bcrypt_cost: 4, jobs_worker: false, ..Config::default() }
+    Config {
+        request_timeout_secs: 10,
+        bcrypt_cost: 4,
+        jobs_worker: false,
+        encryption_key: Some(Secret::new(TEST_ENCRYPTION_KEY.into())),
+        ..Config::default()
+    }
 }
 
 impl TestApp {
@@ -86,8 +108,18 @@ impl TestApp {
         crate::logs::install();
         let models = tempfile::tempdir().expect("model folder");
         config.model_store = Some(models.path().display().to_string());
+        let bank = magpie_sandbox::Sandbox::new(magpie_sandbox::SandboxConfig {
+            transactions_per_bank: 40,
+            // Within a first sync's 90 days, so every generated row is fetched.
+            history_days: 60,
+            ..magpie_sandbox::SandboxConfig::default()
+        })
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bank emulator");
+        use_sandbox(&mut config, &bank);
         let state = AppState::build(config, test_db.db.clone()).await.expect("app state");
-        TestApp { router: router(state.clone()), state, test_db, models }
+        TestApp { router: router(state.clone()), state, test_db, models, bank }
     }
 
     /// Send a request.

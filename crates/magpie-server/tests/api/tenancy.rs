@@ -96,7 +96,26 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
     let csv = "Date,Description,Amount\n2026-01-05,Owned import,-9.99\n";
     let batch = app.import(&owner.access, "filename=owned.csv", csv.as_bytes()).await.json();
     app.authed(Method::DELETE, &format!("/api/v1/transactions/{deleted_id}"), &owner.access, None).await;
+    let (setup, _) = app.bank.sandbox.simplefin_setup_token();
+    let connection = app
+        .authed(
+            Method::POST,
+            "/api/v1/connections",
+            &owner.access,
+            Some(&json!({"provider": "SIMPLEFIN", "setup_token": setup})),
+        )
+        .await
+        .json();
     vec![
+        Resource {
+            id: connection["id"].as_str().expect("the owner's connection").to_owned(),
+            routes: vec![
+                (Method::GET, "/api/v1/connections/{id}", None),
+                (Method::POST, "/api/v1/connections/{id}/sync", None),
+                (Method::DELETE, "/api/v1/connections/{id}", None),
+            ],
+            check: ("/api/v1/connections", "id"),
+        },
         Resource {
             id: token["id"].as_str().unwrap().to_owned(),
             routes: vec![(Method::DELETE, "/api/v1/me/tokens/{id}", None)],

@@ -14,6 +14,8 @@ use tower::ServiceExt;
 use crate::app::{AppState, router};
 use crate::config::Config;
 
+mod sync;
+
 /// `magpie bench` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -38,6 +40,9 @@ pub enum BenchCommand {
     /// `GET /api/v1/forecasts?months=6` fitted for the request (no model yet), the training job, and
     /// the request again from the trained PREDICTION model.
     Forecast(ForecastArgs),
+    /// Bank sync: a first sync of 10,000 transactions from the emulator per provider, end to end
+    /// (linking, the sync job over HTTP, reconciliation, categorization, commit), and a second sync.
+    Sync(sync::SyncArgs),
 }
 
 /// `magpie bench forecast` flags.
@@ -151,6 +156,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ml(args) => tokio::task::spawn_blocking(move || ml_bench(&args)).await?,
         BenchCommand::Planning(args) => planning(config, args).await,
         BenchCommand::Forecast(args) => forecast_bench(config, args).await,
+        BenchCommand::Sync(args) => sync::run(config, args).await,
     }
 }
 
