@@ -183,6 +183,13 @@ pub async fn get(conn: Conn<'_>, user: UserId, id: JobId) -> Result<Option<Job>>
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).bind(user).fetch_optional(&mut *c).await?))
 }
 
+/// The user's latest jobs, newest first.
+pub async fn recent_for_user(conn: Conn<'_>, user: UserId, limit: i64) -> Result<Vec<Job>> {
+    const SQL: &str =
+        concat!("select ", cols!(), " from jobs where user_id = $1 order by created_at desc, id desc limit $2");
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).bind(limit).fetch_all(&mut *c).await?))
+}
+
 /// Any job (for operators and tests).
 pub async fn get_any(conn: Conn<'_>, id: JobId) -> Result<Option<Job>> {
     const SQL: &str = concat!("select ", cols!(), " from jobs where id = $1");

@@ -22,6 +22,7 @@ pub mod models;
 pub mod rules;
 pub mod sync;
 pub mod transactions;
+pub mod uploads;
 pub mod users;
 
 #[cfg(feature = "testing")]

@@ -560,6 +560,15 @@ pub async fn bulk_change(conn: Conn<'_>, user: UserId, ids: &[TransactionId], ch
     }))
 }
 
+/// The ledger's stamp: how many transactions the user has (live or soft-deleted) and when the latest
+/// was written. Every write sets `updated_at`, and removals change the count, so a cache of something
+/// derived from the ledger is current while the stamp is the same. One index-only read
+/// (`idx_transactions_user_updated`).
+pub async fn ledger_stamp(conn: Conn<'_>, user: UserId) -> Result<(i64, Option<Timestamp>)> {
+    const SQL: &str = "select count(*), max(updated_at) from transactions where user_id = $1";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(user).fetch_one(&mut *c).await?))
+}
+
 /// The user's categories in use on live transactions, with counts.
 #[tracing::instrument(skip_all, fields(user.id = %user))]
 pub async fn category_counts(conn: Conn<'_>, user: UserId) -> Result<Vec<(Category, i64)>> {

@@ -43,6 +43,14 @@ pub struct App {
     pub forecast_cache: crate::forecasting::ArtifactCache,
     /// Bank providers and the keyring sealing their tokens.
     pub bank: crate::sync::BankSync,
+    /// Recurring payments per user, while the ledger is unchanged.
+    pub recurring_cache: crate::ledger_cache::LedgerCache<crate::api::insights::RecurringSnapshot>,
+    /// The monthly totals forecasts are fitted on, per user, while the ledger is unchanged.
+    pub series_cache: crate::ledger_cache::LedgerCache<(Vec<crate::forecasting::Series>, String)>,
+    /// Recomputes those after a ledger changes.
+    pub warmer: crate::ledger_cache::Warmer,
+    /// Signs the web app's cookies and CSRF tokens.
+    pub cookie_key: crate::web::session::CookieKey,
 }
 
 /// Shared, cheaply cloned application state.
@@ -83,6 +91,10 @@ impl AppState {
         let ml = crate::ml::Ml::new(&config)?;
         Ok(AppState(Arc::new(App {
             jwt: JwtKeys::new(secret.as_bytes()),
+            cookie_key: crate::web::session::CookieKey::derive(secret.as_bytes()),
+            recurring_cache: Default::default(),
+            series_cache: Default::default(),
+            warmer: crate::ledger_cache::Warmer::default(),
             passwords,
             ml,
             jobs_wakeup: crate::jobs::Wakeup::default(),
@@ -95,7 +107,7 @@ impl AppState {
     }
 }
 
-/// The complete router: API, system routes, OpenAPI document, middleware.
+/// The complete router: API, system routes, OpenAPI document, the web app, middleware.
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = crate::api::router().split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().expect("the OpenAPI document serializes"));
@@ -110,6 +122,7 @@ pub fn router(state: AppState) -> Router {
                 async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc.as_str().to_owned()) }
             }),
         )
+        .merge(crate::web::router(state.clone()))
         .fallback(route_not_found)
         .with_state(state)
         // Listed outermost first. `Router::layer` wraps every route and the fallback, so the route's

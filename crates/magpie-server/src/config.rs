@@ -130,6 +130,9 @@ pub struct Config {
     pub sync_initial_days: u32,
     /// How long a sync may hold its connection before another process may take over (seconds).
     pub sync_lease_secs: u64,
+    /// Mark the web app's cookies `Secure` always (they are anyway when a trusted proxy says the
+    /// request came over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -173,6 +176,7 @@ impl Default for Config {
             sync_interval_secs: 6 * 3600,
             sync_initial_days: 90,
             sync_lease_secs: 600,
+            secure_cookies: false,
         }
     }
 }
@@ -217,10 +221,11 @@ pub const KEYS: &[&str] = &[
     "sync_interval_secs",
     "sync_initial_days",
     "sync_lease_secs",
+    "secure_cookies",
 ];
 
 /// `MAGPIE_` variables that are not configuration keys but are legitimately set.
-const OTHER_VARS: &[&str] = &["config", "test_database_url"];
+const OTHER_VARS: &[&str] = &["config", "test_database_url", "require_browser", "screenshots", "shared_dir"];
 
 /// Values given on the command line; `None` means "not given".
 #[derive(Debug, Default, Clone, Serialize)]

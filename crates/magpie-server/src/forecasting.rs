@@ -87,6 +87,21 @@ pub async fn series(state: &AppState, user: UserId, today: NaiveDate) -> anyhow:
     Ok((series, month_of(until)))
 }
 
+/// [`series`], from the cache while the ledger is unchanged.
+pub async fn series_cached(
+    state: &AppState,
+    user: UserId,
+    today: NaiveDate,
+) -> anyhow::Result<Arc<(Vec<Series>, String)>> {
+    let stamp = crate::ledger_cache::stamp(state, user, today).await?;
+    if let Some(s) = state.series_cache.get(user, &stamp) {
+        return Ok(s);
+    }
+    let computed = Arc::new(series(state, user, today).await?);
+    state.series_cache.put(user, stamp, computed.clone());
+    Ok(computed)
+}
+
 fn to_f64(m: Money) -> f64 {
     m.as_decimal().to_string().parse().unwrap_or(0.0)
 }
@@ -120,11 +135,38 @@ pub struct Artifact {
     pub data_until: String,
     /// The models.
     pub series: Vec<StoredSeries>,
+    /// A fingerprint of the monthly totals the models were fitted on ([`data_hash`]): when the history
+    /// changes (an import, a sync, a correction of a past month), the model is no longer current even
+    /// within the same month. Absent in artifacts from before it was kept.
+    #[serde(default)]
+    pub data_hash: Option<u64>,
+}
+
+/// FNV-1a over every series' name and monthly totals (stable across processes and versions, unlike
+/// the standard library's hasher).
+pub fn data_hash(series: &[Series]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for s in series {
+        eat(s.name.as_bytes());
+        eat(&[u8::from(s.income), 0xff]);
+        for (m, v) in &s.months {
+            eat(m.as_bytes());
+            eat(&v.cents().to_le_bytes());
+        }
+    }
+    h
 }
 
 /// Fit every series (on a blocking thread: a user with 30 categories takes milliseconds, but many
 /// users at once must not stall the runtime).
 pub async fn fit_all(series: Vec<Series>, data_until: String) -> anyhow::Result<Artifact> {
+    let hash = data_hash(&series);
     tokio::task::spawn_blocking(move || {
         let stored = series
             .into_iter()
@@ -140,7 +182,7 @@ pub async fn fit_all(series: Vec<Series>, data_until: String) -> anyhow::Result<
                 })
             })
             .collect();
-        Artifact { version: 1, data_until, series: stored }
+        Artifact { version: 1, data_until, series: stored, data_hash: Some(hash) }
     })
     .await
     .map_err(|e| anyhow::anyhow!("forecasting stopped: {e}"))
@@ -293,11 +335,13 @@ pub fn forecasts(artifact: &Artifact, months: usize, model_id: Option<ModelId>) 
     Forecasts { data_until: artifact.data_until.clone(), model_id, categories, total_expense, total_income, cashflow }
 }
 
-/// The user's active PREDICTION artifact, if it is as of `data_until`.
+/// The user's active PREDICTION artifact, if it is as of `data_until` and (when `hash` is given) was
+/// fitted on the same history.
 pub async fn current_artifact(
     state: &AppState,
     user: UserId,
     data_until: &str,
+    hash: Option<u64>,
 ) -> anyhow::Result<Option<(ModelId, Arc<Artifact>)>> {
     let model = {
         let mut conn = state.db.conn().await?;
@@ -318,17 +362,22 @@ pub async fn current_artifact(
             a
         }
     };
-    Ok((artifact.data_until == data_until).then_some((model.id, artifact)))
+    let same_data = match (hash, artifact.data_hash) {
+        (Some(now), Some(then)) => now == then,
+        _ => true,
+    };
+    Ok((artifact.data_until == data_until && same_data).then_some((model.id, artifact)))
 }
 
 /// The user's forecasts as of `today`: from their PREDICTION model when it is current, else fitted
 /// now (and a training queued so that the next request finds one).
 pub async fn for_user(state: &AppState, user: UserId, today: NaiveDate, months: usize) -> anyhow::Result<Forecasts> {
-    let (series, data_until) = series(state, user, today).await?;
-    if let Some((id, artifact)) = current_artifact(state, user, &data_until).await? {
+    let cached = series_cached(state, user, today).await?;
+    let (series, data_until) = (&cached.0, &cached.1);
+    if let Some((id, artifact)) = current_artifact(state, user, data_until, Some(data_hash(series))).await? {
         return Ok(forecasts(&artifact, months, Some(id)));
     }
-    let artifact = fit_all(series, data_until).await?;
+    let artifact = fit_all(series.clone(), data_until.clone()).await?;
     if let Err(e) = crate::jobs::enqueue_forecast(state, user).await {
         tracing::warn!(error = %format!("{e:#}"), "cannot queue a forecast training");
     }
@@ -416,7 +465,9 @@ pub async fn expected_spending(
     }
     let this_month = first_of(chrono::Utc::now().date_naive());
     let data_until = month_of(this_month.pred_opt().unwrap_or(this_month));
-    let Some((_, artifact)) = current_artifact(state, user, &data_until).await? else { return Ok(None) };
+    // No history check here: budget projections are read often, and a model from earlier this month is
+    // a fair expectation for the rest of it.
+    let Some((_, artifact)) = current_artifact(state, user, &data_until, None).await? else { return Ok(None) };
     let month = first_of(from);
     let start = NaiveDate::parse_from_str(&format!("{}-01", artifact.data_until), "%Y-%m-%d")
         .ok()

@@ -459,6 +459,9 @@ async fn apply(state: &AppState, c: &Connection, mut batch: Batch, worker: &str)
         anyhow::bail!("another worker took over this connection's sync (its lease ran out); nothing was written");
     }
     tx.commit().await?;
+    if plan.stats.inserted + plan.stats.updated + plan.stats.removed > 0 {
+        crate::ledger_cache::ledger_changed(state, user);
+    }
     Ok(SyncReport {
         outcome: "synced",
         stats: Some(plan.stats),

@@ -61,7 +61,8 @@ pub struct ImportQuery {
 }
 
 impl ImportQuery {
-    fn request(&self, dry_run_default: bool) -> Result<ImportRequest> {
+    /// The import request these parameters describe (shared with the web app).
+    pub fn request(&self, dry_run_default: bool) -> Result<ImportRequest> {
         let mut v = Validator::new();
         let format = match self.format.as_deref() {
             None | Some("auto") => None,
@@ -134,7 +135,8 @@ impl ImportQuery {
     }
 }
 
-fn import_error(e: ImportError) -> AppError {
+/// How an import failure is reported.
+pub fn import_error(e: ImportError) -> AppError {
     match e {
         ImportError::Parse(p) => AppError::Validation {
             detail: format!("The file cannot be imported: {p}"),
@@ -212,6 +214,7 @@ pub async fn create_import(
     }
     let report = import::run(&state.db, &state.ml, user.id, bytes, &request, |_| {}).await.map_err(import_error)?;
     if !report.dry_run {
+        crate::ledger_cache::ledger_changed(&state, user.id);
         tracing::info!(user.id = %user.id, imported = report.imported, duplicates = report.duplicates, "statement imported");
     }
     let status = if report.dry_run { StatusCode::OK } else { StatusCode::CREATED };

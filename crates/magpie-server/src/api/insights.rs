@@ -122,7 +122,7 @@ pub async fn train_forecasts(State(state): State<AppState>, user: AuthUser) -> R
 }
 
 /// A recurring payment or income.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RecurringResponse {
     /// The latest description.
     pub description: String,
@@ -173,6 +173,30 @@ fn direction(k: TransactionType) -> Direction {
         TransactionType::Income => Direction::In,
         TransactionType::Expense => Direction::Out,
     }
+}
+
+/// The recurring series found in a user's ledger, as of a day.
+pub struct RecurringSnapshot {
+    found: Vec<recurring::Series>,
+    described: Vec<RecurringResponse>,
+}
+
+/// The user's recurring series: from the cache while the ledger is unchanged, else detected.
+async fn recurring_snapshot(state: &AppState, user: UserId) -> Result<std::sync::Arc<RecurringSnapshot>> {
+    let stamp = crate::ledger_cache::stamp(state, user, today()).await?;
+    if let Some(s) = state.recurring_cache.get(user, &stamp) {
+        return Ok(s);
+    }
+    let (rows, found) = detect_recurring(state, user).await?;
+    let described = found.iter().map(|s| describe(&rows, s)).collect();
+    let snapshot = std::sync::Arc::new(RecurringSnapshot { found, described });
+    state.recurring_cache.put(user, stamp, snapshot.clone());
+    Ok(snapshot)
+}
+
+/// Compute the user's recurring series into the cache (after their ledger changed).
+pub async fn warm_recurring(state: &AppState, user: UserId) -> Result<()> {
+    recurring_snapshot(state, user).await.map(|_| ())
 }
 
 async fn detect_recurring(state: &AppState, user: UserId) -> Result<(Vec<Observed>, Vec<recurring::Series>)> {
@@ -234,8 +258,7 @@ fn describe(rows: &[Observed], s: &recurring::Series) -> RecurringResponse {
     responses((status = 200, body = Vec<RecurringResponse>), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn list_recurring(State(state): State<AppState>, user: AuthUser) -> Result<Json<Vec<RecurringResponse>>> {
-    let (rows, found) = detect_recurring(&state, user.id).await?;
-    Ok(Json(found.iter().map(|s| describe(&rows, s)).collect()))
+    Ok(Json(recurring_snapshot(&state, user.id).await?.described.clone()))
 }
 
 /// How far ahead or back.
@@ -287,12 +310,12 @@ pub async fn list_upcoming(
         v.error("query.days", "days must be between 1 and 90");
         v.finish()?;
     }
-    let (rows, found) = detect_recurring(&state, user.id).await?;
+    let snapshot = recurring_snapshot(&state, user.id).await?;
     let from = today();
-    let out = recurring::upcoming(&found, from, from + Days::new(days))
+    let out = recurring::upcoming(&snapshot.found, from, from + Days::new(days))
         .into_iter()
         .map(|(i, date, cents)| {
-            let r = describe(&rows, &found[i]);
+            let r = snapshot.described[i].clone();
             UpcomingResponse {
                 date,
                 amount: Money::from_cents(cents),

@@ -152,7 +152,7 @@ fn parse_amount(v: &serde_json::Value) -> Result<Money, magpie_domain::ParseErro
 }
 
 /// List filters.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {

@@ -42,11 +42,31 @@ pub async fn seed(db: &magpie_db::Db, args: &SeedDemoArgs) -> anyhow::Result<usi
         .ok_or_else(|| anyhow::anyhow!("no account with email {email}; create it with `magpie user create`"))?;
     drop(conn);
     let started = Instant::now();
+    let n = seed_user(db, user.id, args.transactions, args.months, args.seed).await?;
+    println!(
+        "inserted {} transactions for {} over {} months in {:.2}s",
+        n,
+        user.email,
+        args.months,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(n)
+}
+
+/// Insert a generated history of about `transactions` rows over `months` months ending today for a
+/// user, in one database transaction (with the user's tracked goals recomputed); returns the rows.
+pub async fn seed_user(
+    db: &magpie_db::Db,
+    user: magpie_domain::UserId,
+    transactions: usize,
+    months: u32,
+    seed: u64,
+) -> anyhow::Result<usize> {
     let history = magpie_demo::generate(magpie_demo::DemoSpec {
-        transactions: args.transactions,
+        transactions,
         end: chrono::Utc::now().date_naive(),
-        months: args.months,
-        seed: args.seed,
+        months,
+        seed,
     });
     let rows: Vec<transactions::NewTransaction> = history
         .into_iter()
@@ -66,15 +86,8 @@ pub async fn seed(db: &magpie_db::Db, args: &SeedDemoArgs) -> anyhow::Result<usi
         })
         .collect::<anyhow::Result<_>>()?;
     let mut tx = db.begin().await?;
-    transactions::insert_many(tx.c(), user.id, &rows).await?;
-    magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
+    transactions::insert_many(tx.c(), user, &rows).await?;
+    magpie_db::goals::recompute_tracked(tx.c(), user).await?;
     tx.commit().await?;
-    println!(
-        "inserted {} transactions for {} over {} months in {:.2}s",
-        rows.len(),
-        user.email,
-        args.months,
-        started.elapsed().as_secs_f64()
-    );
     Ok(rows.len())
 }

@@ -157,3 +157,26 @@ crate::app_test!(anomalies_find_a_planted_outlier_and_a_double_charge, |app| {
     let theirs = app.authed(Method::GET, "/api/v1/insights/anomalies", &other.access, None).await.json();
     assert!(theirs.as_array().unwrap().is_empty());
 });
+
+crate::app_test!(a_forecast_model_trained_before_the_history_arrived_is_not_used, |app| {
+    // An empty ledger: the first forecast request queues a training on nothing.
+    let user = app.user().await;
+    let f = app.authed(Method::GET, "/api/v1/forecasts?months=3", &user.access, None).await.json();
+    assert!(f["categories"].as_array().unwrap().is_empty());
+    magpie_server::jobs::run_pending(&app.state).await.unwrap();
+    let f = app.authed(Method::GET, "/api/v1/forecasts?months=3", &user.access, None).await.json();
+    assert!(!f["model_id"].is_null(), "the empty model is current for an empty ledger");
+    // Then two years arrive (an import, say) in the same month: the empty model no longer describes
+    // the history, so the forecast is fitted for the request and a new training is queued.
+    let args =
+        magpie_server::cli::demo::SeedDemoArgs { user: user.email.clone(), transactions: 2_000, months: 24, seed: 7 };
+    magpie_server::cli::demo::seed(&app.test_db.db, &args).await.unwrap();
+    let f = app.authed(Method::GET, "/api/v1/forecasts?months=3", &user.access, None).await.json();
+    assert!(f["model_id"].is_null(), "{f}");
+    assert!(!f["categories"].as_array().unwrap().is_empty());
+    assert!(f["total_expense"]["months"].as_array().is_some_and(|m| m.len() == 3), "{f}");
+    magpie_server::jobs::run_pending(&app.state).await.unwrap();
+    let f = app.authed(Method::GET, "/api/v1/forecasts?months=3", &user.access, None).await.json();
+    assert!(!f["model_id"].is_null(), "the retrained model is used: {f}");
+    assert!(!f["categories"].as_array().unwrap().is_empty());
+});

@@ -2,6 +2,7 @@
 
 mod auth;
 mod binary;
+mod browser;
 mod categorization;
 mod cli_import;
 mod cli_ml;
@@ -18,3 +19,5 @@ mod sync_process;
 mod system;
 mod tenancy;
 mod transactions;
+mod web;
+mod webdriver;

@@ -14,6 +14,7 @@ use tower::ServiceExt;
 use crate::app::{AppState, router};
 use crate::config::Config;
 
+mod dashboard;
 mod sync;
 
 /// `magpie bench` subcommands.
@@ -43,6 +44,9 @@ pub enum BenchCommand {
     /// Bank sync: a first sync of 10,000 transactions from the emulator per provider, end to end
     /// (linking, the sync job over HTTP, reconciliation, categorization, commit), and a second sync.
     Sync(sync::SyncArgs),
+    /// The web dashboard for a user with 100,000 transactions (a budget, goals, the forecast, recurring
+    /// payments, transactions to review), rendered in-process with a session cookie.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// `magpie bench forecast` flags.
@@ -157,6 +161,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Planning(args) => planning(config, args).await,
         BenchCommand::Forecast(args) => forecast_bench(config, args).await,
         BenchCommand::Sync(args) => sync::run(config, args).await,
+        BenchCommand::Dashboard(args) => dashboard::run(config, args).await,
     }
 }
 
