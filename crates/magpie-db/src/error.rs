@@ -42,6 +42,9 @@ pub enum DbError {
     /// The database URL or options were unusable.
     #[error("database configuration: {0}")]
     Config(String),
+    /// An input the data layer was given cannot be used (a backup of another schema version, say).
+    #[error("{0}")]
+    Invalid(String),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -11,7 +11,9 @@
 mod db;
 mod error;
 
+pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod budgets;
 pub mod connections;
 pub mod goals;

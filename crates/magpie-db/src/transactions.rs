@@ -560,6 +560,14 @@ pub async fn bulk_change(conn: Conn<'_>, user: UserId, ids: &[TransactionId], ch
     }))
 }
 
+/// Mark a transaction soft-deleted at a given time (loading an export keeps when it was deleted).
+pub async fn mark_deleted(conn: Conn<'_>, user: UserId, id: TransactionId, at: Timestamp) -> Result<bool> {
+    let n = on_conn!(conn, c => sqlx::query(
+        "update transactions set deleted_at = $3, updated_at = $4 where id = $1 and user_id = $2 and deleted_at is null")
+        .bind(id).bind(user).bind(at).bind(Timestamp::now()).execute(&mut *c).await?.rows_affected());
+    Ok(n == 1)
+}
+
 /// The ledger's stamp: how many transactions the user has (live or soft-deleted) and when the latest
 /// was written. Every write sets `updated_at`, and removals change the count, so a cache of something
 /// derived from the ledger is current while the stamp is the same. One index-only read

@@ -199,8 +199,14 @@ pub async fn create_session(
     drop(conn);
     let ok = state.passwords.verify(&req.password, user.as_ref().map(|u| &u.password_hash)).await?;
     let mut conn = state.db.conn().await?;
+    let known = user.as_ref().map(|u| u.id);
     let Some(user) = user.filter(|_| ok) else {
         throttle::record_failure(conn.c(), &state.config, &keys).await?;
+        drop(conn);
+        // A wrong password for an existing account is the owner's business; an unknown email has no owner.
+        if let Some(id) = known {
+            crate::audit::record(&state, id, "sign_in_failed", &client, serde_json::json!({})).await?;
+        }
         tracing::info!("sign-in failed");
         return Err(AppError::Unauthorized("Wrong email or password.".to_owned()));
     };
@@ -209,6 +215,7 @@ pub async fn create_session(
     let mut tx = state.db.begin().await?;
     let tokens = start_session(&state, &mut tx, user.id, &client).await?;
     tx.commit().await?;
+    crate::audit::record(&state, user.id, "sign_in", &client, serde_json::json!({})).await?;
     tracing::info!(user.id = %user.id, "signed in");
     Ok(Json(tokens))
 }
@@ -283,9 +290,15 @@ pub async fn delete_session(State(state): State<AppState>, user: AuthUser) -> Re
     post, path = "/auth/logout-all", tag = "auth", security(("bearer" = [])),
     responses((status = 204, description = "Every session ended"), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn delete_all_sessions(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode> {
+pub async fn delete_all_sessions(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+) -> Result<StatusCode> {
     let mut conn = state.db.conn().await?;
     let n = auth::revoke_sessions_except(conn.c(), user.id, None, Timestamp::now()).await?;
+    drop(conn);
+    crate::audit::record(&state, user.id, "sessions_revoked", &client, serde_json::json!({"sessions": n})).await?;
     tracing::info!(user.id = %user.id, sessions = n, "signed out everywhere");
     Ok(StatusCode::NO_CONTENT)
 }

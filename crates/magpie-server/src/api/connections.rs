@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::auth::extract::ClientInfo;
 use crate::error::{AppError, Problem, Result};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::validate::Validator;
@@ -262,6 +263,7 @@ pub async fn list_connections(State(state): State<AppState>, user: AuthUser) -> 
 pub async fn create_connection(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientInfo,
     ApiJson(req): ApiJson<CreateConnectionRequest>,
 ) -> Result<(StatusCode, Json<CreatedConnection>)> {
     let mut v = Validator::new();
@@ -343,6 +345,9 @@ pub async fn create_connection(
     tx.commit().await?;
     let (job, _) = crate::sync::enqueue(&state, id, user.id, true, Timestamp::now()).await?;
     tracing::info!(connection.id = %id, provider = provider.as_str(), institution = %created.institution_id, "bank connected");
+    let detail =
+        serde_json::json!({"connection_id": id, "provider": provider, "institution": created.institution_name});
+    crate::audit::record(&state, user.id, "connection_created", &client, detail).await?;
     Ok((StatusCode::CREATED, Json(CreatedConnection { connection: created.into(), sync_job_id: job })))
 }
 
@@ -380,6 +385,7 @@ pub async fn get_connection(
 pub async fn delete_connection(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientInfo,
     Path(id): Path<ConnectionId>,
     ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<StatusCode> {
@@ -412,6 +418,8 @@ pub async fn delete_connection(
         return Err(AppError::NotFound);
     }
     tracing::info!(connection.id = %id, provider = c.provider.as_str(), "bank disconnected");
+    let detail = serde_json::json!({"connection_id": id, "provider": c.provider, "institution": c.institution_name});
+    crate::audit::record(&state, user.id, "connection_deleted", &client, detail).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

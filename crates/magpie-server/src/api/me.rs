@@ -92,6 +92,9 @@ pub async fn update_me(
             e if e.is_unique_violation() => AppError::Conflict("An account with this email already exists.".to_owned()),
             e => e.into(),
         })?;
+        drop(conn);
+        let detail = serde_json::json!({"from": me.email.as_str(), "to": new_email.as_str()});
+        crate::audit::record(&state, user.id, "email_changed", &client, detail).await?;
     }
     let mut conn = state.db.conn().await?;
     let updated = if first.is_some() || last.is_some() {
@@ -164,6 +167,14 @@ pub async fn change_password(
     let revoked = auth::revoke_sessions_except(tx.c(), user.id, Some(session), Timestamp::now()).await?;
     tx.commit().await?;
     tracing::info!(user.id = %user.id, other_sessions_revoked = revoked, "password changed");
+    crate::audit::record(
+        &state,
+        user.id,
+        "password_changed",
+        &client,
+        serde_json::json!({"other_sessions_revoked": revoked}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -200,6 +211,7 @@ pub async fn delete_me(
     })?;
     let mut conn = state.db.conn().await?;
     users::delete(conn.c(), user.id).await?;
+    tracing::info!(target: "audit", user_id = %user.id, kind = "account_deleted", ip = client.ip.as_deref().unwrap_or(""), "audit");
     tracing::info!(user.id = %user.id, "account deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -268,6 +280,7 @@ impl From<auth::PersonalToken> for TokenInfo {
 pub async fn create_token(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientInfo,
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> Result<(StatusCode, Json<TokenInfo>)> {
     user.require_session()?;
@@ -296,7 +309,10 @@ pub async fn create_token(
     };
     let mut conn = state.db.conn().await?;
     auth::create_personal_token(conn.c(), &row, &token::hash(&secret)).await?;
+    drop(conn);
     tracing::info!(user.id = %user.id, token.id = %row.id, scope = %row.scope, "personal access token created");
+    let detail = serde_json::json!({"name": row.name, "scope": row.scope, "token_prefix": row.token_prefix});
+    crate::audit::record(&state, user.id, "token_created", &client, detail).await?;
     let mut info = TokenInfo::from(row);
     info.token = Some(secret);
     Ok((StatusCode::CREATED, Json(info)))
@@ -326,6 +342,7 @@ pub async fn list_tokens(State(state): State<AppState>, user: AuthUser) -> Resul
 pub async fn delete_token(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientInfo,
     Path(id): Path<TokenId>,
 ) -> Result<StatusCode> {
     user.require_session()?;
@@ -333,6 +350,8 @@ pub async fn delete_token(
     if !auth::revoke_personal_token(conn.c(), user.id, id, Timestamp::now()).await? {
         return Err(AppError::NotFound);
     }
+    drop(conn);
     tracing::info!(user.id = %user.id, token.id = %id, "personal access token revoked");
+    crate::audit::record(&state, user.id, "token_revoked", &client, serde_json::json!({"token_id": id})).await?;
     Ok(StatusCode::NO_CONTENT)
 }

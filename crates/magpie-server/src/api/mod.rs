@@ -2,10 +2,12 @@
 //! themselves so the OpenAPI document cannot drift from the code. Everything user-facing is under
 //! `/api/v1`; operational routes (`/healthz`, `/readyz`, `/metrics`) are at the root.
 
+pub mod audit;
 pub mod auth;
 pub mod budgets;
 pub mod categories;
 pub mod connections;
+pub mod export;
 pub mod goals;
 pub mod imports;
 pub mod insights;
@@ -83,6 +85,8 @@ fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
         .merge(me::router())
+        .merge(export::router())
+        .merge(audit::router())
         .merge(transactions::router())
         .merge(categories::router())
         .merge(reports::router())

@@ -1,5 +1,6 @@
 //! The `magpie` command line: parsing and dispatch. Each command group lives in its own module.
 
+mod backup;
 mod bench;
 pub mod demo;
 mod import;
@@ -89,6 +90,12 @@ pub enum Command {
     Keys(keys::KeysCommand),
     /// Run the bank emulator (Plaid, SimpleFIN, GoCardless with fake banks) to try bank sync locally.
     Sandbox(sandbox::SandboxArgs),
+    /// Back up the database: SQLite, an online consistent copy of the file; PostgreSQL, a gzip'd logical
+    /// dump (no pg_dump needed). The server may keep running.
+    Backup(backup::BackupArgs),
+    /// Restore a backup made by `magpie backup` (same engine, same schema version), replacing all data
+    /// in one transaction.
+    Restore(backup::RestoreArgs),
 }
 
 /// `magpie migrate` flags.
@@ -152,6 +159,8 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Command::Bench(cmd) => bench::run(config, cmd).await,
             Command::Keys(cmd) => keys::run(config, cmd).await,
             Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Backup(args) => backup::backup(config, args).await,
+            Command::Restore(args) => backup::restore(config, args).await,
         }
     })
 }

@@ -21,6 +21,7 @@ use crate::api::connections::{
     create_gocardless_requisition, delete_connection, list_connections, list_gocardless_institutions, sync_connection,
 };
 use crate::app::AppState;
+use crate::auth::extract::ClientInfo;
 use crate::error::AppError;
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::web::session::{self, Flash, WebUser};
@@ -142,8 +143,8 @@ async fn show_connections(
     Ok(page(&tpl, shown))
 }
 
-async fn link(state: &AppState, user: &WebUser, req: CreateConnectionRequest) -> Response {
-    let result = create_connection(State(state.clone()), user.auth, ApiJson(req)).await;
+async fn link(state: &AppState, user: &WebUser, client: ClientInfo, req: CreateConnectionRequest) -> Response {
+    let result = create_connection(State(state.clone()), user.auth, client, ApiJson(req)).await;
     finish(state, result, "/connections", |(_, c)| {
         format!(
             "Connected {}. The first sync has started; refresh in a moment to see it.",
@@ -157,24 +158,34 @@ pub struct TokenForm {
     token: String,
 }
 
-async fn link_simplefin(State(state): State<AppState>, user: WebUser, WebForm(f): WebForm<TokenForm>) -> Response {
+async fn link_simplefin(
+    State(state): State<AppState>,
+    user: WebUser,
+    client: ClientInfo,
+    WebForm(f): WebForm<TokenForm>,
+) -> Response {
     let req = CreateConnectionRequest {
         provider: "SIMPLEFIN".into(),
         setup_token: Some(f.token.trim().to_owned()),
         public_token: None,
         requisition_id: None,
     };
-    link(&state, &user, req).await
+    link(&state, &user, client, req).await
 }
 
-async fn link_plaid(State(state): State<AppState>, user: WebUser, WebForm(f): WebForm<TokenForm>) -> Response {
+async fn link_plaid(
+    State(state): State<AppState>,
+    user: WebUser,
+    client: ClientInfo,
+    WebForm(f): WebForm<TokenForm>,
+) -> Response {
     let req = CreateConnectionRequest {
         provider: "PLAID".into(),
         public_token: Some(f.token.trim().to_owned()),
         setup_token: None,
         requisition_id: None,
     };
-    link(&state, &user, req).await
+    link(&state, &user, client, req).await
 }
 
 #[derive(Deserialize)]
@@ -220,7 +231,12 @@ async fn start_gocardless(
 
 /// Back from the bank: the requisition (from our signed cookie, bound to this user) becomes a
 /// connection when its consent is complete.
-async fn finish_gocardless(State(state): State<AppState>, headers: HeaderMap, user: WebUser) -> Response {
+async fn finish_gocardless(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: WebUser,
+    client: ClientInfo,
+) -> Response {
     let requisition = session::cookie(&headers, REQUISITION_COOKIE).and_then(|v| {
         let (id, sig) = v.rsplit_once('.')?;
         state.cookie_key.verify("requisition", &format!("{}|{id}", user.id()), sig).then(|| id.to_owned())
@@ -241,7 +257,7 @@ async fn finish_gocardless(State(state): State<AppState>, headers: HeaderMap, us
         public_token: None,
         setup_token: None,
     };
-    let mut res = link(&state, &user, req).await;
+    let mut res = link(&state, &user, client, req).await;
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(REQUISITION_COOKIE, "", Some(0), false)) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -267,10 +283,12 @@ pub struct DeleteForm {
 async fn remove_connection(
     State(state): State<AppState>,
     user: WebUser,
+    client: ClientInfo,
     Path(id): Path<ConnectionId>,
     WebForm(f): WebForm<DeleteForm>,
 ) -> Response {
     let q = DeleteQuery { force: f.force == "1" };
-    let result: Result<_, AppError> = delete_connection(State(state.clone()), user.auth, Path(id), ApiQuery(q)).await;
+    let result: Result<_, AppError> =
+        delete_connection(State(state.clone()), user.auth, client, Path(id), ApiQuery(q)).await;
     finish(&state, result, "/connections", |_| "Connection removed; its transactions stay in your ledger.".into())
 }

@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/tokens", post(add_token))
         .route("/settings/tokens/{id}/revoke", post(revoke_token))
         .route("/settings/export.csv", get(export_csv))
+        .route("/settings/export.zip", get(export_zip))
         .route("/settings/delete", post(delete_account))
 }
 
@@ -50,6 +51,7 @@ struct SettingsPage {
     last_name: String,
     tokens: Vec<TokenRow>,
     new_token: String,
+    activity: Vec<(String, String, String)>,
 }
 
 async fn render(state: &AppState, user: &WebUser, new_token: String) -> Result<Response, WebError> {
@@ -71,6 +73,35 @@ async fn render(state: &AppState, user: &WebUser, new_token: String) -> Result<R
             used: fmt(t.last_used_at),
         })
         .collect();
+    let activity = {
+        let mut conn = state.db.conn().await?;
+        magpie_db::audit::list(conn.c(), user.id(), 20).await?
+    };
+    let activity = activity
+        .into_iter()
+        .map(|e| {
+            let what = match e.kind.as_str() {
+                "sign_in" => "Signed in".to_owned(),
+                "sign_in_failed" => "Failed sign-in (wrong password)".to_owned(),
+                "password_changed" => "Password changed".to_owned(),
+                "email_changed" => "Email changed".to_owned(),
+                "token_created" => format!("Token “{}” created", e.detail.0["name"].as_str().unwrap_or("")),
+                "token_revoked" => "Token revoked".to_owned(),
+                "sessions_revoked" => "Signed out everywhere".to_owned(),
+                "connection_created" => format!("Bank connected: {}", e.detail.0["institution"].as_str().unwrap_or("")),
+                "connection_deleted" => format!("Bank removed: {}", e.detail.0["institution"].as_str().unwrap_or("")),
+                "export" => "Data exported".to_owned(),
+                "import" => "Data imported from an export".to_owned(),
+                other => other.to_owned(),
+            };
+            let from = [e.client_ip.unwrap_or_default(), e.user_agent.unwrap_or_default()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" · ");
+            (e.created_at.as_datetime().format("%Y-%m-%d %H:%M UTC").to_string(), what, from)
+        })
+        .collect();
     let tpl = SettingsPage {
         l: Layout::new(user, "Settings", "settings"),
         email: me.email.to_string(),
@@ -78,6 +109,7 @@ async fn render(state: &AppState, user: &WebUser, new_token: String) -> Result<R
         last_name: me.last_name.unwrap_or_default(),
         tokens,
         new_token,
+        activity,
     };
     Ok(page(&tpl, user.flash.is_some()))
 }
@@ -147,6 +179,7 @@ pub struct TokenForm {
 async fn add_token(
     State(state): State<AppState>,
     user: WebUser,
+    client: ClientInfo,
     WebForm(f): WebForm<TokenForm>,
 ) -> Result<Response, WebError> {
     let scope = if f.scope == "read" { TokenScope::Read } else { TokenScope::ReadWrite };
@@ -164,7 +197,7 @@ async fn add_token(
         },
     };
     let req = CreateTokenRequest { name: f.name.trim().to_owned(), scope, expires_at };
-    match create_token(State(state.clone()), user.auth, ApiJson(req)).await {
+    match create_token(State(state.clone()), user.auth, client, ApiJson(req)).await {
         Ok((_, t)) => {
             let shown = WebUser {
                 flash: Some(Flash::ok(format!("Token “{}” created. Copy it now: it is not shown again.", t.0.name))),
@@ -182,10 +215,11 @@ async fn add_token(
 async fn revoke_token(
     State(state): State<AppState>,
     user: WebUser,
+    client: ClientInfo,
     Path(id): Path<TokenId>,
     WebForm(_): WebForm<Empty>,
 ) -> Response {
-    let result = delete_token(State(state.clone()), user.auth, Path(id)).await;
+    let result = delete_token(State(state.clone()), user.auth, client, Path(id)).await;
     finish(&state, result, "/settings", |_| "Token revoked.".into())
 }
 
@@ -195,8 +229,13 @@ fn csv_field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// Everything, as the API's export zip.
+async fn export_zip(State(state): State<AppState>, user: WebUser, client: ClientInfo) -> Result<Response, WebError> {
+    Ok(crate::api::export::export_me(State(state), user.auth, client).await?)
+}
+
 /// Every live transaction as CSV (`date,description,amount,type,category,source`), oldest first.
-async fn export_csv(State(state): State<AppState>, user: WebUser) -> Result<Response, WebError> {
+async fn export_csv(State(state): State<AppState>, user: WebUser, client: ClientInfo) -> Result<Response, WebError> {
     let mut out = String::from("date,description,amount,type,category,source\n");
     let mut cursor: Option<String> = None;
     loop {
@@ -221,6 +260,7 @@ async fn export_csv(State(state): State<AppState>, user: WebUser) -> Result<Resp
         }
     }
     tracing::info!(user.id = %user.id(), "ledger exported (web)");
+    crate::audit::record(&state, user.id(), "export", &client, serde_json::json!({"format": "csv"})).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

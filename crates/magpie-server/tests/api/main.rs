@@ -1,6 +1,7 @@
 //! HTTP-level tests of the server: the real router driven in-process, and the real binary on a port.
 
 mod auth;
+mod backup;
 mod binary;
 mod browser;
 mod categorization;
@@ -8,6 +9,7 @@ mod cli_import;
 mod cli_ml;
 mod corpus;
 mod errors;
+mod export;
 mod imports;
 mod insights;
 mod lifecycle;
