@@ -365,3 +365,9 @@ pub async fn claim_due(conn: Conn<'_>, placeholder: Timestamp, limit: i64) -> Re
         and status = 'ACTIVE' and next_sync_at <= $1 returning id, user_id";
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(now).bind(placeholder).bind(limit).fetch_all(&mut *c).await?))
 }
+
+/// Connections by provider and status (for `/metrics`).
+pub async fn status_counts(conn: Conn<'_>) -> Result<Vec<(String, String, i64)>> {
+    const SQL: &str = "select provider, status, count(*) from connections group by provider, status order by 1, 2";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_all(&mut *c).await?))
+}

@@ -202,6 +202,12 @@ pub async fn of_kind(conn: Conn<'_>, kind: &str) -> Result<Vec<Job>> {
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(kind).fetch_all(&mut *c).await?))
 }
 
+/// Jobs that failed for good, by kind (for `/metrics`).
+pub async fn failed_by_kind(conn: Conn<'_>) -> Result<Vec<(String, i64)>> {
+    const SQL: &str = "select kind, count(*) from jobs where status = 'FAILED' group by kind order by kind";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_all(&mut *c).await?))
+}
+
 /// Jobs waiting or running, and the age of the oldest waiting one (for `/metrics`).
 pub async fn depth(conn: Conn<'_>) -> Result<(i64, i64, Option<Timestamp>)> {
     const SQL: &str = "select \

@@ -191,3 +191,10 @@ pub async fn get_any(conn: Conn<'_>, id: ModelId) -> Result<Option<MlModel>> {
     const SQL: &str = concat!("select ", cols!(), " from ml_models where id = $1");
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).fetch_optional(&mut *c).await?))
 }
+
+/// The active models by type and scope: how many, and their mean accuracy (for `/metrics`).
+pub async fn active_summary(conn: Conn<'_>) -> Result<Vec<(String, bool, i64, Option<f64>)>> {
+    const SQL: &str = "select model_type, user_id is null, count(*), cast(avg(accuracy) as double precision) from ml_models \
+                       where is_active group by model_type, user_id is null order by 1, 2";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_all(&mut *c).await?))
+}

@@ -109,7 +109,8 @@ impl AppState {
 
 /// The complete router: API, system routes, OpenAPI document, the web app, middleware.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = crate::api::router().split_for_parts();
+    let (routes, mut openapi) = crate::api::router().split_for_parts();
+    crate::api::document_errors(&mut openapi);
     let openapi_json = Arc::new(openapi.to_pretty_json().expect("the OpenAPI document serializes"));
     let timeout = state.config.request_timeout();
     // The router-wide limit is the upload limit; JSON bodies are held to max_body_bytes by ApiJson.

@@ -235,8 +235,10 @@ pub struct SeriesForecast {
     pub months: Vec<MonthForecast>,
 }
 
-/// A cash-flow month.
+/// A cash-flow month of a forecast (named apart from the report's `CashflowMonth`, which has a running
+/// total instead of intervals).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ForecastCashflowMonth)]
 pub struct CashflowMonth {
     /// `YYYY-MM`.
     pub month: String,

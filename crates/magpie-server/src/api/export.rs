@@ -391,7 +391,7 @@ fn read_export(bytes: &[u8]) -> Result<Export> {
 /// password stay this account's; bank connections must be linked again.
 #[utoipa::path(
     post, path = "/me/import", tag = "me", security(("bearer" = [])),
-    request_body(content = Vec<u8>, description = "The export zip", content_type = "application/zip"),
+    request_body(content = Vec<u8>, description = "The export zip (sent as is, any media type)", content_type = "application/octet-stream"),
     responses(
         (status = 201, body = ImportedAccount),
         (status = 401, body = Problem, content_type = "application/problem+json"),

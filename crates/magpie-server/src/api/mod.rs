@@ -99,3 +99,27 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(rules::router())
         .merge(models::router())
 }
+
+/// Every operation also answers with a `default` response: an error as problem+json. The handlers list
+/// the statuses that mean something for them; this covers the rest every route can produce (a
+/// malformed path id or query: 400; a body over the limit: 413; the wrong media type: 415; too many
+/// sign-ins: 429; a timeout or an unavailable database: 503; a bug: 500), so a client (or a fuzzer
+/// checking responses against the document) finds every error described.
+pub fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let response = ResponseBuilder::new()
+        .description("An error, as RFC 9457 problem+json (see the `type` for which)")
+        .content(
+            "application/problem+json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        )
+        .build();
+    for item in openapi.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head]
+            .into_iter()
+            .flatten()
+        {
+            op.responses.responses.entry("default".to_owned()).or_insert_with(|| RefOr::T(response.clone()));
+        }
+    }
+}

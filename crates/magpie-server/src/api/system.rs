@@ -68,5 +68,32 @@ pub async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
         .set(f64::from(pool.size.saturating_sub(pool.idle)));
     metrics::gauge!("magpie_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
     metrics::gauge!("magpie_db_pool_max_connections").set(f64::from(pool.max));
+    // The database's view, shared by every replica: the job queue, the bank connections, the models.
+    if let Err(e) = database_gauges(&state).await {
+        tracing::warn!(error = %e, "metrics: the database gauges could not be read");
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}
+
+async fn database_gauges(state: &AppState) -> Result<(), magpie_db::DbError> {
+    let mut conn = state.db.conn().await?;
+    let (queued, running, oldest) = magpie_db::jobs::depth(conn.c()).await?;
+    metrics::gauge!("magpie_jobs", "state" => "queued").set(queued as f64);
+    metrics::gauge!("magpie_jobs", "state" => "running").set(running as f64);
+    let age = oldest.map_or(0.0, |t| (chrono::Utc::now() - t.as_datetime()).num_milliseconds().max(0) as f64 / 1000.0);
+    metrics::gauge!("magpie_jobs_oldest_queued_age_seconds").set(age);
+    for (kind, n) in magpie_db::jobs::failed_by_kind(conn.c()).await? {
+        metrics::gauge!("magpie_jobs_failed", "kind" => kind).set(n as f64);
+    }
+    for (provider, status, n) in magpie_db::connections::status_counts(conn.c()).await? {
+        metrics::gauge!("magpie_connections", "provider" => provider, "status" => status).set(n as f64);
+    }
+    for (kind, global, n, accuracy) in magpie_db::models::active_summary(conn.c()).await? {
+        let scope = if global { "global" } else { "user" };
+        metrics::gauge!("magpie_models_active", "type" => kind.clone(), "scope" => scope).set(n as f64);
+        if let Some(a) = accuracy {
+            metrics::gauge!("magpie_models_active_accuracy_mean", "type" => kind, "scope" => scope).set(a);
+        }
+    }
+    Ok(())
 }

@@ -72,3 +72,21 @@ app_test!(a_request_id_is_generated_or_echoed, |app| {
     let missing = app.send(Request::get("/nope").header("x-request-id", "req-404").body(Body::empty()).unwrap()).await;
     assert_eq!(missing.json()["request_id"], "req-404");
 });
+
+app_test!(metrics_show_the_job_queue_connections_syncs_and_models, |app| {
+    let user = app.user().await;
+    let (setup, _) = app.bank.sandbox.simplefin_setup_token();
+    let body = serde_json::json!({"provider": "SIMPLEFIN", "setup_token": setup});
+    let res = app.authed(axum::http::Method::POST, "/api/v1/connections", &user.access, Some(&body)).await;
+    assert_eq!(res.status, 201);
+    // The first sync is queued.
+    let text = String::from_utf8(app.get("/metrics").await.body).unwrap();
+    assert!(text.contains("magpie_jobs{state=\"queued\"}"), "{text}");
+    assert!(text.contains("magpie_jobs_oldest_queued_age_seconds"));
+    assert!(text.contains("magpie_connections{provider=\"SIMPLEFIN\",status=\"ACTIVE\"}"), "{text}");
+    magpie_server::jobs::run_pending(&app.state).await.unwrap();
+    let text = String::from_utf8(app.get("/metrics").await.body).unwrap();
+    assert!(text.contains("magpie_syncs_total{provider=\"SIMPLEFIN\",outcome=\"synced\"}"), "{text}");
+    assert!(text.contains("magpie_jobs_total{kind=\"sync_connection\",outcome=\"done\"}"), "{text}");
+    assert!(text.contains("magpie_audit_events_total{kind=\"connection_created\"}"));
+});
