@@ -130,6 +130,9 @@ pub struct Config {
     pub sync_initial_days: u32,
     /// How long a sync may hold its connection before another process may take over (seconds).
     pub sync_lease_secs: u64,
+    /// How long a worker's claim on a job lasts before another worker may run it (seconds): a crashed
+    /// process's jobs run again after this.
+    pub job_lease_secs: u64,
     /// Mark the web app's cookies `Secure` always (they are anyway when a trusted proxy says the
     /// request came over HTTPS).
     pub secure_cookies: bool,
@@ -177,6 +180,7 @@ impl Default for Config {
             sync_initial_days: 90,
             sync_lease_secs: 600,
             secure_cookies: false,
+            job_lease_secs: 600,
         }
     }
 }
@@ -222,6 +226,7 @@ pub const KEYS: &[&str] = &[
     "sync_initial_days",
     "sync_lease_secs",
     "secure_cookies",
+    "job_lease_secs",
 ];
 
 /// `MAGPIE_` variables that are not configuration keys but are legitimately set.
@@ -319,6 +324,7 @@ impl Config {
         anyhow::ensure!(self.sync_interval_secs >= 60, "sync_interval_secs must be at least 60");
         anyhow::ensure!((1..=730).contains(&self.sync_initial_days), "sync_initial_days must be between 1 and 730");
         anyhow::ensure!(self.sync_lease_secs >= 1, "sync_lease_secs must be at least 1");
+        anyhow::ensure!(self.job_lease_secs >= 1, "job_lease_secs must be at least 1");
         for (key, url) in [("plaid_base_url", &self.plaid_base_url), ("gocardless_base_url", &self.gocardless_base_url)]
         {
             anyhow::ensure!(url.starts_with("https://") || url.starts_with("http://"), "{key} must be an http(s) URL");

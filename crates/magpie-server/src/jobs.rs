@@ -20,8 +20,6 @@ pub const TRAIN_FORECAST: &str = "train_forecast";
 /// Retrain the global categorization model from the shipped training set (payload: none).
 pub const TRAIN_GLOBAL_CATEGORIZER: &str = "train_global_categorizer";
 
-/// How long a claim lasts before another worker may take the job over.
-const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 /// How often an idle worker looks for due jobs (new jobs queued by this process wake it at once).
 const POLL: Duration = Duration::from_secs(2);
 /// How often a worker queues the bank syncs that are due.
@@ -127,7 +125,10 @@ async fn execute(state: &AppState, job: &Job, worker: &str) -> anyhow::Result<se
 pub async fn run_one(state: &AppState, worker: &str) -> anyhow::Result<bool> {
     let job = {
         let mut conn = state.db.conn().await?;
-        jobs::claim(conn.c(), worker, LEASE).await?
+        // A claim lasts this long before another worker may take the job over (a crashed worker's job
+        // runs again elsewhere); longer than any job takes.
+        let lease = chrono::Duration::seconds(i64::try_from(state.config.job_lease_secs).unwrap_or(600));
+        jobs::claim(conn.c(), worker, lease).await?
     };
     let Some(job) = job else { return Ok(false) };
     let span = tracing::info_span!("job", job.id = %job.id, job.kind = %job.kind, attempt = job.attempts);

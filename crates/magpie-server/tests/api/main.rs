@@ -15,6 +15,7 @@ mod insights;
 mod lifecycle;
 mod logs;
 mod planning;
+mod replicas;
 mod support;
 mod sync;
 mod sync_process;

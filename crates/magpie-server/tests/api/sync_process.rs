@@ -15,7 +15,7 @@ use crate::support::TEST_ENCRYPTION_KEY;
 
 const BIN: &str = env!("CARGO_BIN_EXE_magpie");
 
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: String,
@@ -35,7 +35,7 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-async fn sign_in(http: &reqwest::Client, base: &str, email: &str, register: bool) -> String {
+pub(crate) async fn sign_in(http: &reqwest::Client, base: &str, email: &str, register: bool) -> String {
     let creds = json!({"email": email, "password": "a long test password"});
     if register {
         let (status, body) =
@@ -69,7 +69,7 @@ async fn wait_for_pages(bank: &magpie_sandbox::Running, n: u64) {
     panic!("the sync did not start");
 }
 
-async fn open_db(url: &str) -> magpie_db::Db {
+pub(crate) async fn open_db(url: &str) -> magpie_db::Db {
     magpie_db::Db::connect(&magpie_db::DbOptions::new(url)).await.unwrap()
 }
 
