@@ -91,8 +91,11 @@ app_test!(an_export_loads_into_a_fresh_instance_with_everything, |app| {
     assert!(entry(&zip, "budgets.csv").contains("\"Mine budget\",2026-11-01,2026-11-30,\"Dining\",120.50"));
     assert!(entry(&zip, "goals.csv").contains("\"Mine goal\",1000.00,250.25,2027-12-31"));
 
-    // A fresh instance (SQLite), a new account there.
-    let fresh = TestApp::sqlite().await;
+    // A fresh instance on the same engine, a new account there.
+    let fresh = match app.state.db.engine() {
+        magpie_db::Engine::Sqlite => TestApp::sqlite().await,
+        magpie_db::Engine::Postgres => TestApp::postgres().await.unwrap(),
+    };
     let newcomer = fresh.user().await;
     let res = load(&fresh, &newcomer.access, zip.clone()).await;
     assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
