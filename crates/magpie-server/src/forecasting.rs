@@ -401,8 +401,16 @@ pub struct ForecastOutcome {
 
 /// Train the user's PREDICTION model: choose every series' model, measure it out of sample (each
 /// series chosen on earlier months only and judged on the six after), store the artifact and register
-/// it as the active PREDICTION model.
-pub async fn train(state: &AppState, user: UserId, today: NaiveDate) -> anyhow::Result<ForecastOutcome> {
+/// it as the active PREDICTION model, as `id` (a job passes an id derived from its own: run again after
+/// its worker died between registering and recording the job as done, it finds the model and stops).
+pub async fn train(state: &AppState, user: UserId, today: NaiveDate, id: ModelId) -> anyhow::Result<ForecastOutcome> {
+    {
+        let mut conn = state.db.conn().await?;
+        if let Some(done) = models::get_any(conn.c(), id).await? {
+            tracing::info!(model.id = %id, "this training already registered its model");
+            return Ok(ForecastOutcome { model_id: id, version: done.version, series: 0, accuracy: done.accuracy });
+        }
+    }
     let (series, data_until) = series(state, user, today).await?;
     let for_accuracy: Vec<(String, Vec<f64>, f64)> = series
         .iter()
@@ -427,7 +435,6 @@ pub async fn train(state: &AppState, user: UserId, today: NaiveDate) -> anyhow::
     })
     .await
     .map_err(|e| anyhow::anyhow!("backtest stopped: {e}"))?;
-    let id = ModelId::new();
     let path = format!("prediction/{user}/{id}.json");
     state.ml.store.put(&path, serde_json::to_vec(&artifact)?).await?;
     let mut tx = state.db.begin().await?;

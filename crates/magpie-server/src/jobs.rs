@@ -104,17 +104,20 @@ async fn execute(state: &AppState, job: &Job, worker: &str) -> anyhow::Result<se
         }
         TRAIN_CATEGORIZER => {
             let user = job.user_id.ok_or_else(|| anyhow::anyhow!("a training job needs a user"))?;
-            let outcome = crate::ml::training::train_user(state, user).await?;
+            let model = magpie_domain::ModelId::from(job.id.as_uuid());
+            let outcome = crate::ml::training::train_user_as(state, user, model).await?;
             Ok(serde_json::to_value(outcome)?)
         }
         TRAIN_FORECAST => {
             let user = job.user_id.ok_or_else(|| anyhow::anyhow!("a forecast job needs a user"))?;
-            let outcome = crate::forecasting::train(state, user, chrono::Utc::now().date_naive()).await?;
+            let model = magpie_domain::ModelId::from(job.id.as_uuid());
+            let outcome = crate::forecasting::train(state, user, chrono::Utc::now().date_naive(), model).await?;
             Ok(serde_json::to_value(outcome)?)
         }
         TRAIN_GLOBAL_CATEGORIZER => {
+            let model = magpie_domain::ModelId::from(job.id.as_uuid());
             let outcome =
-                crate::ml::training::train_global(state, crate::ml::training::GLOBAL_ROWS_PER_CATEGORY).await?;
+                crate::ml::training::train_global(state, crate::ml::training::GLOBAL_ROWS_PER_CATEGORY, model).await?;
             Ok(serde_json::to_value(outcome)?)
         }
         other => anyhow::bail!("unknown job kind '{other}'"),

@@ -130,7 +130,9 @@ pub async fn run(config: crate::config::Config, cmd: MlCommand) -> anyhow::Resul
             Ok(())
         }
         MlCommand::TrainGlobal(args) => {
-            let outcome = crate::ml::training::train_global(&state, args.rows_per_category).await?;
+            let outcome =
+                crate::ml::training::train_global(&state, args.rows_per_category, magpie_domain::ModelId::new())
+                    .await?;
             println!("{}", serde_json::to_string_pretty(&outcome)?);
             Ok(())
         }

@@ -101,6 +101,7 @@ pub async fn register(
 async fn train_and_register(
     state: &AppState,
     owner: Option<UserId>,
+    model_id: ModelId,
     rows: Rows,
     config: TrainConfig,
 ) -> anyhow::Result<TrainOutcome> {
@@ -127,7 +128,7 @@ async fn train_and_register(
     let bytes = tokio::task::spawn_blocking(move || categorizer.to_bytes())
         .await
         .map_err(|e| anyhow::anyhow!("model serialization stopped: {e}"))?;
-    let (id, version) = register(state, owner, ModelId::new(), bytes, held_out).await?;
+    let (id, version) = register(state, owner, model_id, bytes, held_out).await?;
     tracing::info!(
         model.id = %id, owner = ?owner, version, rows = n, classes, train_seconds,
         accuracy = ?held_out.map(|m| m.accuracy), chosen = ?selection.chosen,
@@ -146,7 +147,26 @@ async fn train_and_register(
 
 /// Train `user`'s model from their categorized transactions, if they have more than 50.
 pub async fn train_user(state: &AppState, user: UserId) -> anyhow::Result<TrainOutcome> {
+    train_user_as(state, user, ModelId::new()).await
+}
+
+/// [`train_user`], registering the model as `model_id`. A job passes an id derived from its own, so a
+/// job run again after its worker died between registering the model and recording the job as done
+/// finds the model and does not make a second one.
+pub async fn train_user_as(state: &AppState, user: UserId, model_id: ModelId) -> anyhow::Result<TrainOutcome> {
     let mut conn = state.db.conn().await?;
+    if let Some(done) = models::get_any(conn.c(), model_id).await? {
+        tracing::info!(model.id = %model_id, "this training already registered its model");
+        return Ok(TrainOutcome {
+            model_id: Some(done.id),
+            version: Some(done.version),
+            skipped: None,
+            rows: 0,
+            classes: 0,
+            accuracy: done.accuracy,
+            train_seconds: 0.0,
+        });
+    }
     let (corrections, _) = magpie_db::memory::training_state(conn.c(), user).await?;
     let count = magpie_db::transactions::count_labelled(conn.c(), user).await?;
     if count <= MIN_USER_ROWS {
@@ -179,7 +199,7 @@ pub async fn train_user(state: &AppState, user: UserId) -> anyhow::Result<TrainO
         date: labelled.iter().map(|l| Some(l.date)).collect(),
         label: labelled.iter().map(|l| l.category.as_str().to_owned()).collect(),
     };
-    let outcome = train_and_register(state, Some(user), rows, TrainConfig::default()).await?;
+    let outcome = train_and_register(state, Some(user), model_id, rows, TrainConfig::default()).await?;
     let mut conn = state.db.conn().await?;
     magpie_db::memory::mark_trained(conn.c(), user, corrections, Timestamp::now()).await?;
     Ok(outcome)
@@ -203,15 +223,30 @@ pub fn train_global_model(per_category: usize) -> Result<Categorizer, magpie_ml:
     Categorizer::train(&examples, &targets, &global_config())
 }
 
-/// Retrain the global model from the shipped training set and make it the active one.
-pub async fn train_global(state: &AppState, per_category: usize) -> anyhow::Result<TrainOutcome> {
+/// Retrain the global model from the shipped training set and make it the active one, registered as
+/// `model_id` (see [`train_user_as`] for why a job passes its own).
+pub async fn train_global(state: &AppState, per_category: usize, model_id: ModelId) -> anyhow::Result<TrainOutcome> {
+    {
+        let mut conn = state.db.conn().await?;
+        if let Some(done) = models::get_any(conn.c(), model_id).await? {
+            return Ok(TrainOutcome {
+                model_id: Some(done.id),
+                version: Some(done.version),
+                skipped: None,
+                rows: 0,
+                classes: 0,
+                accuracy: done.accuracy,
+                train_seconds: 0.0,
+            });
+        }
+    }
     let started = std::time::Instant::now();
     let categorizer = tokio::task::spawn_blocking(move || train_global_model(per_category))
         .await
         .map_err(|e| anyhow::anyhow!("training stopped: {e}"))??;
     let train_seconds = started.elapsed().as_secs_f64();
     let (rows, classes, held_out) = (categorizer.trained_rows, categorizer.classes(), categorizer.held_out);
-    let (id, version) = register(state, None, ModelId::new(), categorizer.to_bytes(), held_out).await?;
+    let (id, version) = register(state, None, model_id, categorizer.to_bytes(), held_out).await?;
     Ok(TrainOutcome {
         model_id: Some(id),
         version: Some(version),
