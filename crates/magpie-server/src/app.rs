@@ -123,7 +123,7 @@ pub fn router(state: AppState) -> Router {
                 async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc.as_str().to_owned()) }
             }),
         )
-        .merge(crate::web::router(state.clone()))
+        .merge(crate::web::router())
         .fallback(route_not_found)
         .with_state(state)
         // Listed outermost first. `Router::layer` wraps every route and the fallback, so the route's

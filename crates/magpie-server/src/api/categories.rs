@@ -128,5 +128,6 @@ pub async fn rename_category(
     // Goals linked to either name now track a different set of transactions.
     magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
+    crate::ledger_cache::ledger_changed(&state, user.id);
     Ok(Json(RenameResponse { transactions: moved, budgets: budgets_changed, goals: relinked }))
 }

@@ -269,8 +269,9 @@ pub async fn collect(state: &AppState, user: magpie_domain::UserId) -> Result<Ex
     })
 }
 
-fn csv_cell(s: &str) -> String {
-    // Quoted always; a leading =, +, - or @ is prefixed so spreadsheets do not run it as a formula.
+/// A CSV cell: always quoted; a leading =, +, - or @ is prefixed so spreadsheets do not run it as a
+/// formula (shared with the web app's CSV export).
+pub fn csv_cell(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
     format!("\"{}\"", s.replace('"', "\"\""))
 }

@@ -221,7 +221,8 @@ pub async fn create_import(
     Ok((status, Json(report)))
 }
 
-fn upload_error(message: &str) -> AppError {
+/// A failed read of an upload: too large (413) or unreadable (400). Shared with the web app.
+pub fn upload_error(message: &str) -> AppError {
     if message.contains("length limit") || message.contains("too large") {
         AppError::PayloadTooLarge
     } else {
@@ -327,6 +328,7 @@ pub async fn delete_import(
     let deleted = imports::revert_batch(tx.c(), user.id, id).await?.ok_or(AppError::NotFound)?;
     magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
+    crate::ledger_cache::ledger_changed(&state, user.id);
     tracing::info!(user.id = %user.id, batch = %id, deleted, "import reverted");
     Ok(StatusCode::NO_CONTENT)
 }

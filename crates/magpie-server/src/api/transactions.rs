@@ -411,6 +411,7 @@ pub async fn create_transaction(
     let created = repo::create(tx.c(), user.id, &new).await?;
     magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
+    crate::ledger_cache::ledger_changed(&state, user.id);
     if created.category_source == CategorySource::User {
         crate::ml::train_if_due(&state, user.id, None).await;
     }
@@ -500,6 +501,7 @@ pub async fn update_transaction(
     }
     magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
+    crate::ledger_cache::ledger_changed(&state, user.id);
     if patch.category.is_some() {
         crate::ml::train_if_due(&state, user.id, corrections).await;
     }
@@ -528,6 +530,7 @@ pub async fn delete_transaction(
     }
     magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
+    crate::ledger_cache::ledger_changed(&state, user.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -553,6 +556,7 @@ pub async fn restore_transaction(
     let t = repo::get(tx.c(), user.id, id).await?.ok_or(AppError::NotFound)?;
     magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
+    crate::ledger_cache::ledger_changed(&state, user.id);
     Ok(Json(t.into()))
 }
 
@@ -653,6 +657,7 @@ pub async fn bulk_change_transactions(
     let updated = repo::bulk_change(tx.c(), user.id, &ids, &change).await?;
     magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
+    crate::ledger_cache::ledger_changed(&state, user.id);
     if matches!(change, BulkChange::SetCategory(_)) {
         crate::ml::train_if_due(&state, user.id, corrections).await;
     }
@@ -768,5 +773,6 @@ pub async fn categorize_transactions(
     repo::set_categories(tx.c(), user.id, &changes).await?;
     magpie_db::goals::recompute_tracked(tx.c(), user.id).await?;
     tx.commit().await?;
+    crate::ledger_cache::ledger_changed(&state, user.id);
     Ok(Json(out))
 }

@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::http::extract::ApiJson;
 use crate::web::format::money;
 use crate::web::session::WebUser;
-use crate::web::{Empty, Layout, WebError, WebForm, finish, page};
+use crate::web::{Empty, Layout, WebError, WebForm, filled, finish, page};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -96,15 +96,14 @@ pub struct RuleForm {
 }
 
 async fn add_rule(State(state): State<AppState>, user: WebUser, WebForm(f): WebForm<RuleForm>) -> Response {
-    let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let req = CreateRuleRequest {
-        name: some(&f.name),
+        name: filled(&f.name),
         priority: None,
-        match_kind: some(&f.match_kind),
+        match_kind: filled(&f.match_kind),
         pattern: f.pattern,
-        min_amount: some(&f.min_amount).map(serde_json::Value::String),
-        max_amount: some(&f.max_amount).map(serde_json::Value::String),
-        kind: some(&f.kind),
+        min_amount: filled(&f.min_amount).map(serde_json::Value::String),
+        max_amount: filled(&f.max_amount).map(serde_json::Value::String),
+        kind: filled(&f.kind),
         category: f.category.trim().to_owned(),
         enabled: None,
     };

@@ -158,19 +158,31 @@ pub struct TokenForm {
     token: String,
 }
 
+/// A connection from a one-time token: a SimpleFIN setup token or a Plaid public token.
+async fn link_token(
+    state: &AppState,
+    user: &WebUser,
+    client: ClientInfo,
+    provider: BankProvider,
+    token: &str,
+) -> Response {
+    let token = Some(token.trim().to_owned());
+    let req = CreateConnectionRequest {
+        provider: provider.as_str().to_owned(),
+        setup_token: if provider == BankProvider::Simplefin { token.clone() } else { None },
+        public_token: if provider == BankProvider::Plaid { token } else { None },
+        requisition_id: None,
+    };
+    link(state, user, client, req).await
+}
+
 async fn link_simplefin(
     State(state): State<AppState>,
     user: WebUser,
     client: ClientInfo,
     WebForm(f): WebForm<TokenForm>,
 ) -> Response {
-    let req = CreateConnectionRequest {
-        provider: "SIMPLEFIN".into(),
-        setup_token: Some(f.token.trim().to_owned()),
-        public_token: None,
-        requisition_id: None,
-    };
-    link(&state, &user, client, req).await
+    link_token(&state, &user, client, BankProvider::Simplefin, &f.token).await
 }
 
 async fn link_plaid(
@@ -179,13 +191,7 @@ async fn link_plaid(
     client: ClientInfo,
     WebForm(f): WebForm<TokenForm>,
 ) -> Response {
-    let req = CreateConnectionRequest {
-        provider: "PLAID".into(),
-        public_token: Some(f.token.trim().to_owned()),
-        setup_token: None,
-        requisition_id: None,
-    };
-    link(&state, &user, client, req).await
+    link_token(&state, &user, client, BankProvider::Plaid, &f.token).await
 }
 
 #[derive(Deserialize)]

@@ -10,17 +10,19 @@ use axum::routing::{get, post};
 use chrono::{Datelike, Months, NaiveDate};
 
 use crate::api::budgets::{StatusQuery, current_budgets};
-use crate::api::goals::{GoalsQuery, list_goals};
+use crate::api::goals::{GoalResponse, GoalsQuery, list_goals};
 use crate::api::insights::{DaysQuery, list_upcoming};
 use crate::api::reports::{ReportQuery, get_cashflow, get_summary};
 use crate::api::transactions::{ListQuery, list_page};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::http::extract::ApiQuery;
+use crate::planning::BudgetTotals;
 use crate::web::charts::{self, ForecastPoint};
 use crate::web::format::{money, month_label, percent};
 use crate::web::session::{Flash, WebUser};
 use crate::web::{Empty, Layout, WebError, WebForm, page, redirect_with};
+use magpie_domain::{BudgetId, Money};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/", get(show_dashboard)).route("/demo", post(load_demo))
@@ -33,6 +35,34 @@ pub struct Meter {
     pub max: i64,
     pub over: bool,
     pub href: String,
+}
+
+impl Meter {
+    /// `amount` against `limit` (cents in a `<meter>`: full at the limit, `over` past it).
+    pub fn of(label: String, detail: String, href: String, amount: Money, limit: Money) -> Meter {
+        let max = limit.cents().max(1);
+        Meter { label, detail, value: amount.cents().clamp(0, max), max, over: amount > limit, href }
+    }
+
+    /// A budget's spending against its allocations.
+    pub fn budget(name: &str, id: BudgetId, t: &BudgetTotals, detail: String) -> Meter {
+        Meter::of(name.to_owned(), detail, format!("/budgets/{id}"), t.spent, t.allocated)
+    }
+
+    /// A goal's saving against its target ("X of Y (Z%)").
+    pub fn goal(g: &GoalResponse) -> Meter {
+        let detail = format!(
+            "{} of {} ({}%)",
+            money(g.current_amount),
+            money(g.target_amount),
+            percent(g.current_amount.cents(), g.target_amount.cents())
+        );
+        // Past the target is success, not overspending.
+        Meter {
+            over: false,
+            ..Meter::of(g.name.clone(), detail, format!("/goals/{}", g.id), g.current_amount, g.target_amount)
+        }
+    }
 }
 
 pub struct Upcoming {
@@ -129,33 +159,17 @@ async fn show_dashboard(State(state): State<AppState>, user: WebUser) -> Result<
         .into_iter()
         .map(|b| {
             let t = &b.status.totals;
-            Meter {
-                label: b.budget.name.clone(),
-                detail: format!("{} of {} spent, {} left", money(t.spent), money(t.allocated), money(t.remaining)),
-                value: t.spent.cents().min(t.allocated.cents().max(1)),
-                max: t.allocated.cents().max(1),
-                over: t.spent > t.allocated,
-                href: format!("/budgets/{}", b.budget.id),
-            }
+            let detail = format!("{} of {} spent, {} left", money(t.spent), money(t.allocated), money(t.remaining));
+            Meter::budget(&b.budget.name, b.budget.id, t, detail)
         })
         .collect();
     let goals = goals?
         .0
         .into_iter()
         .take(6)
-        .map(|g| Meter {
-            label: g.name.clone(),
-            detail: format!(
-                "{} of {} ({}%). {}",
-                money(g.current_amount),
-                money(g.target_amount),
-                percent(g.current_amount.cents(), g.target_amount.cents()),
-                g.projection.summary
-            ),
-            value: g.current_amount.cents().min(g.target_amount.cents()),
-            max: g.target_amount.cents().max(1),
-            over: false,
-            href: format!("/goals/{}", g.id),
+        .map(|g| {
+            let m = Meter::goal(&g);
+            Meter { detail: format!("{}. {}", m.detail, g.projection.summary), ..m }
         })
         .collect();
     let upcoming = upcoming?
@@ -262,5 +276,6 @@ async fn load_demo(
         return Ok(redirect_with(&state, "/", Some(Flash::error("Demo data only goes into an empty ledger.", vec![]))));
     }
     let n = crate::cli::demo::seed_user(&state.db, user.id(), 2_000, 24, 42).await?;
+    crate::ledger_cache::ledger_changed(&state, user.id());
     Ok(redirect_with(&state, "/", Some(Flash::ok(format!("Loaded {n} demo transactions over two years.")))))
 }

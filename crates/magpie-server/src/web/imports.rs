@@ -116,12 +116,7 @@ async fn upload_file(State(state): State<AppState>, user: WebUser, req: Request)
 }
 
 fn too_large_or(state: &AppState, message: &str) -> Response {
-    let e = if message.contains("length limit") || message.contains("too large") {
-        AppError::PayloadTooLarge
-    } else {
-        AppError::BadRequest(format!("Could not read the upload: {message}"))
-    };
-    back_with_error(state, e, "/import")
+    back_with_error(state, crate::api::imports::upload_error(message), "/import")
 }
 
 pub struct PreviewRow {

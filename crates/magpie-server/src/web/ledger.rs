@@ -18,7 +18,7 @@ use crate::app::AppState;
 use crate::http::extract::ApiJson;
 use crate::web::format::{money, urlencode};
 use crate::web::session::WebUser;
-use crate::web::{Layout, WebError, WebForm, finish, page};
+use crate::web::{Layout, WebError, WebForm, filled, finish, page};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -50,22 +50,17 @@ pub struct Filters {
     cursor: String,
 }
 
-fn some(s: &str) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_owned())
-}
-
 impl Filters {
     fn query(&self) -> ListQuery {
         ListQuery {
-            q: some(&self.q),
-            category: some(&self.category).into_iter().collect(),
-            kind: some(&self.kind),
-            from: some(&self.from),
-            to: some(&self.to),
+            q: filled(&self.q),
+            category: filled(&self.category).into_iter().collect(),
+            kind: filled(&self.kind),
+            from: filled(&self.from),
+            to: filled(&self.to),
             needs_review: (self.review == "1").then_some(true),
             deleted: (self.deleted == "only").then(|| "only".to_owned()),
-            cursor: some(&self.cursor),
+            cursor: filled(&self.cursor),
             limit: Some(50),
             ..ListQuery::default()
         }
@@ -173,7 +168,7 @@ async fn show_transactions(
     let tpl = TransactionsPage {
         l: Layout::new(&user, "Transactions", "transactions"),
         next: listed.next_cursor.as_deref().map(|c| f.href(Some(c))),
-        back: f.href(some(&f.cursor).as_deref()),
+        back: f.href(filled(&f.cursor).as_deref()),
         f,
         rows,
         categories,
@@ -204,7 +199,7 @@ async fn add_transaction(State(state): State<AppState>, user: WebUser, WebForm(f
         amount: serde_json::Value::String(form.amount.trim().to_owned()),
         date: form.date.trim().to_owned(),
         description: form.description,
-        category: some(&form.category),
+        category: filled(&form.category),
         kind: form.kind,
     };
     let result = create_transaction(State(state.clone()), user.auth, ApiJson(req)).await;

@@ -58,7 +58,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
                        connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The web app's routes.
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/assets/app.css", get(|| asset(APP_CSS, "text/css; charset=utf-8")))
         .route("/assets/app.js", get(|| asset(APP_JS, "text/javascript; charset=utf-8")))
@@ -72,34 +72,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(connections::router())
         .merge(settings::router())
         .layer(from_fn(security_headers))
-        .layer(axum::middleware::from_fn_with_state(state, warm_after_changes))
 }
 
 async fn asset(body: &'static str, kind: &'static str) -> Response {
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], body)
         .into_response()
-}
-
-/// After a signed-in browser's form post, the user's derived views (recurring payments, forecast
-/// inputs) are recomputed in the background if the post changed the ledger, so the dashboard it goes
-/// to next is served from the cache. (When nothing changed, that costs one index read.)
-async fn warm_after_changes(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let user = (req.method() == axum::http::Method::POST)
-        .then(|| session::cookie(req.headers(), session::SESSION_COOKIE))
-        .flatten()
-        .and_then(|v| session::parse_session_cookie(&state.cookie_key, v))
-        .map(|(user, _)| user);
-    let res = next.run(req).await;
-    if let Some(user) = user
-        && (res.status().is_redirection() || res.status().is_success())
-    {
-        crate::ledger_cache::ledger_changed(&state, user);
-    }
-    res
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -358,6 +335,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for WebForm<T> {
 fn check_csrf(state: &AppState, headers: &axum::http::HeaderMap, body: &Bytes) -> Result<(), WebError> {
     let field: CsrfField = serde_html_form::from_bytes(body).map_err(|_| WebError::Csrf)?;
     if session::csrf_ok(state, headers, &field.csrf) { Ok(()) } else { Err(WebError::Csrf) }
+}
+
+/// A form field that may be left empty: trimmed, `None` when empty (the API's "absent").
+pub fn filled(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_owned())
 }
 
 /// A form whose only content is the CSRF token (buttons: delete, sync, sign out).

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use chrono::{Datelike, Months, NaiveDate};
-use magpie_domain::{BudgetId, GoalId};
+use magpie_domain::{BudgetId, GoalId, Money};
 use serde::Deserialize;
 
 use crate::api::budgets::{
@@ -25,7 +25,7 @@ use crate::http::extract::{ApiJson, ApiQuery};
 use crate::web::dashboard::Meter;
 use crate::web::format::{money, percent};
 use crate::web::session::WebUser;
-use crate::web::{Empty, Layout, WebError, WebForm, back_with_error, finish, page};
+use crate::web::{Empty, Layout, WebError, WebForm, back_with_error, filled, finish, page};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -87,19 +87,17 @@ async fn show_budgets(State(state): State<AppState>, user: WebUser) -> Result<Re
             name: b.name.clone(),
             period: format!("{} to {}", b.period_start, b.period_end),
             current: b.period_start <= today && today <= b.period_end,
-            meter: Meter {
-                label: b.name,
-                detail: format!(
+            meter: Meter::budget(
+                &b.name,
+                b.id,
+                t,
+                format!(
                     "{} of {} spent ({}%)",
                     money(t.spent),
                     money(t.allocated),
                     percent(t.spent.cents(), t.allocated.cents())
                 ),
-                value: t.spent.cents().min(t.allocated.cents().max(1)),
-                max: t.allocated.cents().max(1),
-                over: t.spent > t.allocated,
-                href: format!("/budgets/{}", b.id),
-            },
+            ),
         });
     }
     let (start, end) = month_bounds(today);
@@ -187,6 +185,31 @@ pub struct StatusRow {
     pub percent: String,
 }
 
+impl StatusRow {
+    fn new(
+        category: &str,
+        allocated: Money,
+        spent: Money,
+        remaining: Money,
+        projected: Money,
+        percent_used: f64,
+    ) -> StatusRow {
+        let m = Meter::of(String::new(), String::new(), String::new(), spent, allocated);
+        StatusRow {
+            category: category.to_owned(),
+            allocated: money(allocated),
+            spent: money(spent),
+            remaining: money(remaining),
+            projected: money(projected),
+            value: m.value,
+            max: m.max,
+            over: m.over,
+            warn: !m.over && projected > allocated,
+            percent: format!("{percent_used:.0}%"),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "budget.html")]
 struct BudgetPage {
@@ -221,32 +244,10 @@ async fn show_budget(
     let rows = s
         .categories
         .iter()
-        .map(|c| StatusRow {
-            category: c.category.as_str().to_owned(),
-            allocated: money(c.allocated),
-            spent: money(c.spent),
-            remaining: money(c.remaining),
-            projected: money(c.projected),
-            value: c.spent.cents().min(c.allocated.cents().max(1)),
-            max: c.allocated.cents().max(1),
-            over: c.spent > c.allocated,
-            warn: c.spent <= c.allocated && c.projected > c.allocated,
-            percent: format!("{:.0}%", c.percent_used),
-        })
+        .map(|c| StatusRow::new(c.category.as_str(), c.allocated, c.spent, c.remaining, c.projected, c.percent_used))
         .collect();
     let t = &s.totals;
-    let total = StatusRow {
-        category: "Total".into(),
-        allocated: money(t.allocated),
-        spent: money(t.spent),
-        remaining: money(t.remaining),
-        projected: money(t.projected),
-        value: t.spent.cents().min(t.allocated.cents().max(1)),
-        max: t.allocated.cents().max(1),
-        over: t.spent > t.allocated,
-        warn: t.spent <= t.allocated && t.projected > t.allocated,
-        percent: format!("{:.0}%", t.percent_used),
-    };
+    let total = StatusRow::new("Total", t.allocated, t.spent, t.remaining, t.projected, t.percent_used);
     let mut edit_rows: Vec<(String, String)> =
         b.budget.allocations.iter().map(|(c, m)| (c.as_str().to_owned(), m.to_string())).collect();
     edit_rows.extend((0..3).map(|_| (String::new(), String::new())));
@@ -279,11 +280,10 @@ async fn edit_budget(
         Ok(a) => a,
         Err(e) => return back_with_error(&state, e, &back),
     };
-    let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let req = UpdateBudgetRequest {
-        name: some(&form.name),
-        period_start: some(&form.period_start),
-        period_end: some(&form.period_end),
+        name: filled(&form.name),
+        period_start: filled(&form.period_start),
+        period_end: filled(&form.period_end),
         allocations: Some(allocations),
     };
     let result = update_budget(State(state.clone()), user.auth, Path(id), ApiJson(req)).await;
@@ -343,19 +343,7 @@ struct GoalsPage {
 
 fn goal_row(g: &crate::api::goals::GoalResponse) -> GoalRow {
     GoalRow {
-        meter: Meter {
-            label: g.name.clone(),
-            detail: format!(
-                "{} of {} ({}%)",
-                money(g.current_amount),
-                money(g.target_amount),
-                percent(g.current_amount.cents(), g.target_amount.cents())
-            ),
-            value: g.current_amount.cents().min(g.target_amount.cents()),
-            max: g.target_amount.cents().max(1),
-            over: false,
-            href: format!("/goals/{}", g.id),
-        },
+        meter: Meter::goal(g),
         deadline: g.deadline.map(|d| d.to_string()).unwrap_or_else(|| "no deadline".into()),
         category: g.category.as_ref().map(|c| c.as_str().to_owned()).unwrap_or_default(),
         status: g.status.to_string(),
@@ -384,12 +372,11 @@ pub struct GoalForm {
 }
 
 async fn add_goal(State(state): State<AppState>, user: WebUser, WebForm(form): WebForm<GoalForm>) -> Response {
-    let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let req = CreateGoalRequest {
         name: form.name.trim().to_owned(),
         target_amount: serde_json::Value::String(form.target_amount.trim().to_owned()),
-        deadline: some(&form.deadline),
-        category: some(&form.category),
+        deadline: filled(&form.deadline),
+        category: filled(&form.category),
         tracking_start: None,
     };
     match create_goal(State(state.clone()), user.auth, ApiJson(req)).await {
@@ -461,11 +448,10 @@ async fn contribute(
     Path(id): Path<GoalId>,
     WebForm(form): WebForm<ContributeForm>,
 ) -> Response {
-    let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let req = ContributionRequest {
         amount: serde_json::Value::String(form.amount.trim().to_owned()),
-        date: some(&form.date),
-        note: some(&form.note),
+        date: filled(&form.date),
+        note: filled(&form.note),
     };
     let result = add_contribution(State(state.clone()), user.auth, Path(id), ApiJson(req)).await;
     finish(&state, result, &format!("/goals/{id}"), |(_, r)| {

@@ -223,12 +223,6 @@ async fn revoke_token(
     finish(&state, result, "/settings", |_| "Token revoked.".into())
 }
 
-fn csv_field(s: &str) -> String {
-    // Quoted always; a leading =, +, - or @ is prefixed so spreadsheets do not run it as a formula.
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
 /// Everything, as the API's export zip.
 async fn export_zip(State(state): State<AppState>, user: WebUser, client: ClientInfo) -> Result<Response, WebError> {
     Ok(crate::api::export::export_me(State(state), user.auth, client).await?)
@@ -247,10 +241,10 @@ async fn export_csv(State(state): State<AppState>, user: WebUser, client: Client
             out.push_str(&format!(
                 "{},{},{},{},{},{}\n",
                 t.date,
-                csv_field(&t.description),
+                crate::api::export::csv_cell(&t.description),
                 t.amount,
                 t.kind.as_str(),
-                csv_field(t.category.as_str()),
+                crate::api::export::csv_cell(t.category.as_str()),
                 t.source.as_str()
             ));
         }

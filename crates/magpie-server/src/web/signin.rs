@@ -15,7 +15,7 @@ use crate::auth::extract::ClientInfo;
 use crate::error::AppError;
 use crate::http::extract::ApiJson;
 use crate::web::session::{self, Flash, PRE_COOKIE, SESSION_COOKIE, WebUser};
-use crate::web::{Empty, Layout, WebError, WebForm, back_with_error, page, redirect};
+use crate::web::{Empty, Layout, WebError, WebForm, back_with_error, filled, page, redirect};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -130,11 +130,6 @@ pub struct SignupForm {
     last_name: String,
 }
 
-fn optional(s: String) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_owned())
-}
-
 async fn submit_signup(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -144,8 +139,8 @@ async fn submit_signup(
     let req = RegisterRequest {
         email: form.email.clone(),
         password: form.password.clone(),
-        first_name: optional(form.first_name),
-        last_name: optional(form.last_name),
+        first_name: filled(&form.first_name),
+        last_name: filled(&form.last_name),
     };
     if let Err(e) = create_user(State(state.clone()), ApiJson(req)).await {
         return back_with_error(&state, e, "/signup");

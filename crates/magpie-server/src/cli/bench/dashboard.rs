@@ -9,7 +9,7 @@ use axum::http::{Request, header};
 use clap::Args;
 use tower::ServiceExt;
 
-use super::{bench_database, bench_user, months_back, percentile};
+use super::{bench_database, bench_user, demo_allocations, months_back, percentile, post_json};
 use crate::app::{AppState, router};
 use crate::config::Config;
 
@@ -78,33 +78,26 @@ pub async fn run(mut config: Config, args: DashboardArgs) -> anyhow::Result<()> 
     db.refresh_statistics().await?;
     // This month's budget over the demo's categories, and three goals (one tracking groceries).
     let (start, end) = months_back(1)[0];
-    let post = |path: &str, body: serde_json::Value| {
-        let req = Request::post(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()));
-        let app = app.clone();
-        async move {
-            let res = app.oneshot(req?).await?;
-            anyhow::ensure!(res.status().is_success(), "POST returned {}", res.status());
-            anyhow::Ok(())
-        }
-    };
-    post(
+    post_json(
+        &app,
+        &token,
         "/api/v1/budgets",
         serde_json::json!({"name": "This month", "period_start": start.to_string(), "period_end": end.to_string(),
-            "allocations": {"Groceries": "600.00", "Dining": "300.00", "Coffee Shops": "60.00", "Transportation": "150.00",
-                            "Shopping": "250.00", "Entertainment": "120.00", "Utilities": "220.00", "Rent": "1800.00",
-                            "Subscriptions": "60.00", "Travel": "400.00"}}),
+            "allocations": demo_allocations()}),
     )
     .await?;
-    post(
+    post_json(
+        &app,
+        &token,
         "/api/v1/goals",
         serde_json::json!({"name": "Emergency fund", "target_amount": "10000.00", "deadline": "2028-12-31"}),
     )
     .await?;
-    post("/api/v1/goals", serde_json::json!({"name": "Holiday", "target_amount": "2500.00"})).await?;
-    post(
+    post_json(&app, &token, "/api/v1/goals", serde_json::json!({"name": "Holiday", "target_amount": "2500.00"}))
+        .await?;
+    post_json(
+        &app,
+        &token,
         "/api/v1/goals",
         serde_json::json!({"name": "Groceries tracked", "target_amount": "99999999.00", "category": "Groceries",
             "tracking_start": (start - chrono::Months::new(24)).to_string()}),

@@ -317,6 +317,30 @@ async fn bench_user(app: &axum::Router) -> anyhow::Result<(String, String)> {
     unreachable!("the loop returns at login")
 }
 
+/// POST JSON through the router as the bench user; the answer's JSON (an error unless 2xx).
+async fn post_json(
+    app: &axum::Router,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let req = Request::post(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))?;
+    let res = app.clone().oneshot(req).await?;
+    anyhow::ensure!(res.status().is_success(), "POST {path} returned {}", res.status());
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Monthly allocations over the demo history's spending categories, for the benches' budgets.
+fn demo_allocations() -> serde_json::Value {
+    serde_json::json!({"Groceries": "600.00", "Dining": "300.00", "Coffee Shops": "60.00", "Transportation": "150.00",
+                       "Shopping": "250.00", "Entertainment": "120.00", "Utilities": "220.00", "Rent": "1800.00",
+                       "Subscriptions": "60.00", "Travel": "400.00"})
+}
+
 /// Latencies in ms of `n` GETs through the router, the path chosen per iteration.
 async fn time_gets(
     app: &axum::Router,
@@ -445,43 +469,33 @@ async fn planning(mut config: Config, args: PlanningArgs) -> anyhow::Result<()> 
     db.analyze().await?;
     // What autovacuum does after a bulk insert (PostgreSQL's index-only scans need the visibility map).
     db.refresh_statistics().await?;
-    let post = |path: &str, body: serde_json::Value| {
-        let req = Request::post(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()));
-        let app = app.clone();
-        async move {
-            let res = app.oneshot(req?).await?;
-            anyhow::ensure!(res.status().is_success(), "POST returned {}", res.status());
-            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await?;
-            anyhow::Ok(serde_json::from_slice::<serde_json::Value>(&bytes)?)
-        }
-    };
     // A budget for each of the last 12 months over the demo's spending categories, and a goal that
     // tracks groceries over the whole history.
     let months = months_back(12);
     let mut budgets = Vec::new();
     for (start, end) in &months {
-        let b = post(
+        let b = post_json(
+            &app,
+            &token,
             "/api/v1/budgets",
             serde_json::json!({"name": "Monthly", "period_start": start.to_string(), "period_end": end.to_string(),
-                "allocations": {"Groceries": "600.00", "Dining": "300.00", "Coffee Shops": "60.00", "Transportation": "150.00",
-                                "Shopping": "250.00", "Entertainment": "120.00", "Utilities": "220.00", "Rent": "1800.00",
-                                "Subscriptions": "60.00", "Travel": "400.00"}}),
+                "allocations": demo_allocations()}),
         )
         .await?;
         budgets.push(b["id"].as_str().unwrap_or_default().to_owned());
     }
     let start = months[months.len() - 1].0 - chrono::Months::new(24);
-    let goal = post(
+    let goal = post_json(
+        &app,
+        &token,
         "/api/v1/goals",
         serde_json::json!({"name": "Groceries tracked", "target_amount": "99999999.00", "category": "Groceries",
             "tracking_start": start.to_string(), "deadline": "2030-12-31"}),
     )
     .await?;
     let goal_id = goal["id"].as_str().unwrap_or_default().to_owned();
-    post(&format!("/api/v1/goals/{goal_id}/contributions"), serde_json::json!({"amount": "100.00"})).await?;
+    post_json(&app, &token, &format!("/api/v1/goals/{goal_id}/contributions"), serde_json::json!({"amount": "100.00"}))
+        .await?;
     let status_path = |i: usize| {
         let (start, end) = months[i % months.len()];
         let mid = start + chrono::Days::new(((end - start).num_days() / 2) as u64);
@@ -493,7 +507,9 @@ async fn planning(mut config: Config, args: PlanningArgs) -> anyhow::Result<()> 
     time_gets(&app, &token, 20, goal_path).await?;
     let goal_times = time_gets(&app, &token, args.iterations, goal_path).await?;
     // Recomputing the tracked goal is what every change to a transaction pays.
-    let edit = post(
+    let edit = post_json(
+        &app,
+        &token,
         "/api/v1/transactions",
         serde_json::json!({"amount": "12.00", "date": start.to_string(), "description": "bench", "type": "EXPENSE", "category": "Groceries"}),
     );
