@@ -25,6 +25,10 @@ pub struct DashboardArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Fail (non-zero exit) when the p95 of the dashboard, or the slowest one after an edit, is not
+    /// under this many milliseconds (issue 10's target).
+    #[arg(long, default_value_t = 100.0)]
+    pub target_ms: f64,
 }
 
 async fn get_page(app: &axum::Router, cookie: &str, path: &str) -> anyhow::Result<(f64, String)> {
@@ -206,5 +210,11 @@ pub async fn run(mut config: Config, args: DashboardArgs) -> anyhow::Result<()> 
             after_edit.last().copied().unwrap_or(0.0)
         );
     }
+    let (p95, after) = (percentile(&times, 0.95), after_edit.last().copied().unwrap_or(f64::INFINITY));
+    anyhow::ensure!(
+        p95 < args.target_ms && after < args.target_ms,
+        "target missed: dashboard p95 {p95:.1} ms, after an edit {after:.1} ms (target {} ms)",
+        args.target_ms
+    );
     Ok(())
 }
