@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-600}"
 shift || true
-targets="${*:-csv ofx qif camt mt940 auto}"
+targets="${*:-csv ofx qif camt mt940 auto nesting}"
 shared="${MAGPIE_SHARED_DIR:-../../shared}/fixtures/bankfiles"
 seed() { # target, then file name patterns
     local target="$1"; shift

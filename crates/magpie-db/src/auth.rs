@@ -68,6 +68,8 @@ pub enum RefreshOutcome {
         user: UserId,
         /// Session end.
         expires_at: Timestamp,
+        /// Sign-in time (sessions end at an absolute lifetime after it, however often refreshed).
+        created_at: Timestamp,
     },
     /// The token had already been used: the session has now been revoked (token theft suspected).
     Reused,
@@ -80,12 +82,12 @@ pub enum RefreshOutcome {
 /// one update through and the other is treated as reuse.
 #[tracing::instrument(skip_all)]
 pub async fn use_refresh_token(mut conn: Conn<'_>, hash: &str, now: Timestamp) -> Result<RefreshOutcome> {
-    const FIND: &str = "select t.session_id, s.user_id, s.expires_at, t.used_at, t.expires_at, s.revoked_at \
+    const FIND: &str = "select t.session_id, s.user_id, s.expires_at, t.used_at, t.expires_at, s.revoked_at, s.created_at \
         from refresh_tokens t join auth_sessions s on s.id = t.session_id where t.token_hash = $1";
-    type Row = (SessionId, UserId, Timestamp, Option<Timestamp>, Timestamp, Option<Timestamp>);
+    type Row = (SessionId, UserId, Timestamp, Option<Timestamp>, Timestamp, Option<Timestamp>, Timestamp);
     let row: Option<Row> =
         on_conn!(conn.reborrow(), c => sqlx::query_as(FIND).bind(hash).fetch_optional(&mut *c).await?);
-    let Some((session, user, session_expires, used_at, token_expires, revoked_at)) = row else {
+    let Some((session, user, session_expires, used_at, token_expires, revoked_at, created_at)) = row else {
         return Ok(RefreshOutcome::Invalid);
     };
     if revoked_at.is_some() || session_expires <= now || token_expires <= now {
@@ -102,7 +104,7 @@ pub async fn use_refresh_token(mut conn: Conn<'_>, hash: &str, now: Timestamp) -
         revoke_session(conn, user, session, now).await?;
         return Ok(RefreshOutcome::Reused);
     }
-    Ok(RefreshOutcome::Rotated { session, user, expires_at: session_expires })
+    Ok(RefreshOutcome::Rotated { session, user, expires_at: session_expires, created_at })
 }
 
 /// Revoke one of the user's sessions. False if there was no such live session.
@@ -212,21 +214,54 @@ pub async fn revoke_personal_token(conn: Conn<'_>, user: UserId, id: TokenId, no
     Ok(n > 0)
 }
 
-/// Record a failed sign-in under each throttle key, and forget failures older than `forget_before`.
-pub async fn record_login_failure(
+/// Revoke every personal access token of the user; returns how many were live.
+pub async fn revoke_personal_tokens(conn: Conn<'_>, user: UserId, now: Timestamp) -> Result<u64> {
+    Ok(on_conn!(conn, c => sqlx::query(
+        "update personal_access_tokens set revoked_at = $2 where user_id = $1 and revoked_at is null")
+        .bind(user).bind(now).execute(&mut *c).await?.rows_affected()))
+}
+
+/// Reserve a sign-in attempt under each throttle key before the password is checked: one row per key is
+/// written (and, outside a transaction, committed) first, then the rows under each key since `since`
+/// are counted, this attempt's included. Concurrent attempts therefore each count every attempt
+/// committed before their count, so no more than the limit can pass however many arrive at once.
+/// Returns the new rows (to release on success or refusal) and, per key, (count, oldest).
+pub async fn reserve_login_attempt(
     mut conn: Conn<'_>,
     keys: &[&str],
     now: Timestamp,
-    forget_before: Timestamp,
-) -> Result<()> {
+    since: Timestamp,
+) -> Result<(Vec<uuid::Uuid>, Vec<(i64, Option<Timestamp>)>)> {
+    let mut ids = Vec::with_capacity(keys.len());
     for key in keys {
+        let id = uuid::Uuid::now_v7();
         on_conn!(conn.reborrow(), c => {
             sqlx::query("insert into login_failures (id, throttle_key, failed_at) values ($1, $2, $3)")
-                .bind(uuid::Uuid::now_v7()).bind(*key).bind(now).execute(&mut *c).await?;
+                .bind(id).bind(*key).bind(now).execute(&mut *c).await?;
+        });
+        ids.push(id);
+    }
+    let mut counts = Vec::with_capacity(keys.len());
+    for key in keys {
+        counts.push(login_failures_since(conn.reborrow(), key, since).await?);
+    }
+    Ok((ids, counts))
+}
+
+/// Withdraw reserved attempts (the sign-in succeeded, or was refused before any check).
+pub async fn release_login_attempt(mut conn: Conn<'_>, ids: &[uuid::Uuid]) -> Result<()> {
+    for id in ids {
+        on_conn!(conn.reborrow(), c => {
+            sqlx::query("delete from login_failures where id = $1").bind(*id).execute(&mut *c).await?;
         });
     }
+    Ok(())
+}
+
+/// Forget attempts older than `before`, under every key.
+pub async fn prune_login_failures(conn: Conn<'_>, before: Timestamp) -> Result<()> {
     on_conn!(conn, c => {
-        sqlx::query("delete from login_failures where failed_at < $1").bind(forget_before).execute(&mut *c).await?;
+        sqlx::query("delete from login_failures where failed_at < $1").bind(before).execute(&mut *c).await?;
     });
     Ok(())
 }

@@ -113,6 +113,13 @@ pub async fn sqlite_copy(db: &Db, path: &std::path::Path) -> Result<Counts> {
         return Err(invalid(format!("{} exists; choose a new file", path.display())));
     }
     let target = path.to_str().ok_or_else(|| invalid("the backup path is not valid UTF-8"))?;
+    // VACUUM INTO writes into an empty file it finds: created here readable by the owner only (SQLite
+    // would create it 0644), because a backup holds everything the database does.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|e| invalid(format!("cannot create {}: {e}", path.display())))?;
     sqlx::query("vacuum into $1").bind(target).execute(pool).await?;
     let mut counts = Counts::default();
     for t in tables_in_dependency_order(db).await? {

@@ -194,6 +194,7 @@ impl Db {
                 if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
                     create_dir(dir)?;
                 }
+                make_private(&filename)?;
                 let co = co
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -239,6 +240,23 @@ impl Db {
         match self {
             Db::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
             Db::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Apply the migrations up to and including `version` only: the schema of an earlier release, for
+    /// tests of the upgrade from it (with data in it) to this one.
+    #[doc(hidden)]
+    pub async fn migrate_to(&self, version: i64) -> Result<()> {
+        fn upto(m: &sqlx::migrate::Migrator, version: i64) -> sqlx::migrate::Migrator {
+            sqlx::migrate::Migrator {
+                migrations: std::borrow::Cow::Owned(m.iter().filter(|x| x.version <= version).cloned().collect()),
+                ..sqlx::migrate::Migrator::DEFAULT
+            }
+        }
+        match self {
+            Db::Sqlite(p) => upto(&SQLITE_MIGRATOR, version).run(p).await?,
+            Db::Postgres(p) => upto(&POSTGRES_MIGRATOR, version).run(p).await?,
         }
         Ok(())
     }
@@ -361,9 +379,40 @@ impl Db {
     }
 }
 
+/// Create the database folder (mode 0700 for what is created here: it holds everyone's finances).
 fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| DbError::Config(format!("cannot create database folder {}: {e}", dir.display())))
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| DbError::Config(format!("cannot create database folder {}: {e}", dir.display())))
+}
+
+/// The SQLite file readable by its owner only (0600), created so when missing, tightened when an older
+/// version left it 0644, with its `-wal` and `-shm` companions. SQLite creates those with the database
+/// file's permissions, so once the file is private they are too.
+fn make_private(file: &Path) -> Result<()> {
+    let name = file.to_string_lossy();
+    if name.is_empty() || name == ":memory:" || name.starts_with("file::memory:") {
+        return Ok(());
+    }
+    let fail = |e: std::io::Error| DbError::Config(format!("cannot create database file {}: {e}", file.display()));
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(file).map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let path = std::path::PathBuf::from(format!("{name}{suffix}"));
+            if path.exists() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Conn<'_> {

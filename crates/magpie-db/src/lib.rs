@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod memory;
 pub mod models;
 pub mod rules;
+pub mod security;
 pub mod sync;
 pub mod transactions;
 pub mod uploads;

@@ -51,6 +51,33 @@ pub fn description(s: &str) -> Result<String, ParseError> {
     Ok(collapsed)
 }
 
+/// Longest name of a budget, goal or rule, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest note on a contribution, in characters.
+pub const MAX_NOTE_CHARS: usize = 200;
+
+/// The name of a budget, goal or rule: trimmed, 1 to 100 characters, no control characters (a NUL
+/// would be refused by PostgreSQL; a tab or a line break breaks every list it is shown in).
+pub fn name(s: &str) -> Result<String, ParseError> {
+    let n = s.trim();
+    if n.is_empty() || n.chars().count() > MAX_NAME_CHARS {
+        return Err(ParseError::new(format!("name must be 1 to {MAX_NAME_CHARS} characters")));
+    }
+    bounded_text("name", n, MAX_NAME_CHARS)?;
+    Ok(n.to_owned())
+}
+
+/// An optional note: trimmed (empty is none), at most 200 characters, no control characters.
+pub fn note(s: Option<&str>) -> Result<Option<String>, ParseError> {
+    let Some(n) = s.map(str::trim).filter(|n| !n.is_empty()) else { return Ok(None) };
+    if n.chars().count() > MAX_NOTE_CHARS || n.chars().any(char::is_control) {
+        return Err(ParseError::new(format!(
+            "note must be at most {MAX_NOTE_CHARS} characters, without control characters"
+        )));
+    }
+    Ok(Some(n.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +103,17 @@ mod tests {
         assert_eq!(description("  COFFEE   SHOP\t#12 ").unwrap(), "COFFEE SHOP #12");
         assert!(description("   ").is_err());
         assert!(description(&"x".repeat(501)).is_err());
+    }
+
+    #[test]
+    fn names_and_notes_refuse_control_characters() {
+        assert_eq!(name("  Rent ").unwrap(), "Rent");
+        for bad in ["", "  ", "a\0b", "a\tb", "a\rb", &"x".repeat(101)] {
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(note(Some("  ")).unwrap(), None);
+        assert_eq!(note(Some(" thanks ")).unwrap().as_deref(), Some("thanks"));
+        assert!(note(Some("a\nb")).is_err());
+        assert!(note(Some(&"x".repeat(201))).is_err());
     }
 }

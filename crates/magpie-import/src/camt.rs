@@ -4,14 +4,13 @@
 //! details only when the details add up to the entry (otherwise the entry is kept whole, so a total is
 //! never counted twice), reversals flip the sign, pending and information-only entries are left out.
 
-use std::io::Read;
-
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
+use crate::archive::{SafeZip, ZipError, ZipLimits};
 use crate::number::{self, DecimalMark};
 use crate::tree::{Node, build};
-use crate::{Account, Balance, Format, ParseError, ParsedFile, Row, Statement, Warning};
+use crate::{Account, Balance, Cancel, Format, ParseError, ParsedFile, Row, Statement, Warning};
 
 fn date_of(node: Option<&Node<'_>>) -> Option<NaiveDate> {
     let n = node?;
@@ -225,7 +224,11 @@ fn statement_of(stmt: &Node<'_>, warnings: &mut Vec<Warning>) -> Statement {
     s
 }
 
-fn parse_xml(bytes: &[u8], warnings: &mut Vec<Warning>) -> Result<(Vec<Statement>, &'static str), ParseError> {
+fn parse_xml(
+    bytes: &[u8],
+    warnings: &mut Vec<Warning>,
+    cancel: &Cancel,
+) -> Result<(Vec<Statement>, &'static str), ParseError> {
     let declared = {
         let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_ascii_lowercase();
         if head.contains("encoding=\"iso-8859-1\"") || head.contains("encoding='iso-8859-1'") {
@@ -235,7 +238,7 @@ fn parse_xml(bytes: &[u8], warnings: &mut Vec<Warning>) -> Result<(Vec<Statement
         }
     };
     let (text, encoding) = crate::text::decode(bytes, declared);
-    let tree = build(&text, 1, false)?;
+    let tree = build(&text, 1, false, cancel)?;
     let mut containers = Vec::new();
     for name in ["Stmt", "Rpt", "Ntfctn"] {
         tree.find_all(name, &mut containers);
@@ -255,33 +258,35 @@ fn parse_xml(bytes: &[u8], warnings: &mut Vec<Warning>) -> Result<(Vec<Statement
 
 /// Parse a CAMT XML file or a zip of them.
 pub fn parse(bytes: &[u8]) -> Result<ParsedFile, ParseError> {
+    parse_with(bytes, &Cancel::default())
+}
+
+/// [`parse`], stopping when `cancel` is set. A zip is read within [`ZipLimits::STATEMENTS`], one entry at
+/// a time (each entry's XML is dropped once its statements are read).
+pub fn parse_with(bytes: &[u8], cancel: &Cancel) -> Result<ParsedFile, ParseError> {
     let mut warnings = Vec::new();
     let (statements, encoding) = if bytes.starts_with(b"PK\x03\x04") {
-        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-            .map_err(|e| ParseError::Unrecognized(format!("unreadable zip: {e}")))?;
-        let mut names: Vec<String> = (0..archive.len())
-            .filter_map(|i| archive.by_index(i).ok().and_then(|f| f.name().ok().map(|n| n.into_owned())))
-            .collect();
+        let zip_error = |e: ZipError| match e {
+            ZipError::Limit(m) => ParseError::Limit(m),
+            e => ParseError::Unrecognized(e.to_string()),
+        };
+        let mut archive = SafeZip::open(bytes, ZipLimits::STATEMENTS).map_err(zip_error)?;
+        let mut names = archive.names();
         names.sort();
         let mut all = Vec::new();
         let mut encoding = "UTF-8";
         for name in names {
+            cancel.check()?;
             if name.ends_with('/') || name.starts_with("__MACOSX") {
                 continue;
             }
-            let mut file =
-                archive.by_name(&name).map_err(|e| ParseError::Unrecognized(format!("zip entry {name}: {e}")))?;
-            let mut data = Vec::new();
-            // Bounded: a zip bomb cannot take more than 256 MB.
-            (&mut file)
-                .take(256 << 20)
-                .read_to_end(&mut data)
-                .map_err(|e| ParseError::Unrecognized(format!("zip entry {name}: {e}")))?;
-            match parse_xml(&data, &mut warnings) {
+            let data = archive.read(&name).map_err(zip_error)?;
+            match parse_xml(&data, &mut warnings, cancel) {
                 Ok((s, enc)) => {
                     all.extend(s);
                     encoding = enc;
                 }
+                Err(e @ (ParseError::Limit(_) | ParseError::Cancelled)) => return Err(e),
                 Err(e) => warnings.push(Warning { line: 0, message: format!("{name}: {e}") }),
             }
         }
@@ -290,7 +295,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFile, ParseError> {
         }
         (all, encoding)
     } else {
-        parse_xml(bytes, &mut warnings)?
+        parse_xml(bytes, &mut warnings, cancel)?
     };
     Ok(ParsedFile { format: Format::Camt, encoding, statements, warnings, csv_layout: None })
 }

@@ -7,6 +7,7 @@
 //! (money in is positive). Every row remembers where in the file it came from, so errors and previews can
 //! name the line.
 
+pub mod archive;
 pub mod camt;
 pub mod csv;
 pub mod dates;
@@ -18,9 +19,34 @@ pub mod qif;
 pub mod text;
 pub mod tree;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
+
+/// Stops a parse running on another thread, e.g. when the request it serves is gone. Clones share the
+/// flag.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Ask every holder to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Cancelled)` once cancelled.
+    pub fn check(&self) -> Result<(), ParseError> {
+        if self.is_cancelled() { Err(ParseError::Cancelled) } else { Ok(()) }
+    }
+}
 
 /// A statement file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -181,6 +207,13 @@ pub enum ParseError {
     /// The file is empty or has no transactions section at all.
     #[error("empty file: {0}")]
     Empty(String),
+    /// The file is beyond what is read at all (too deeply nested, too many elements, a zip that
+    /// unpacks to too much): refused whole, before it costs the server its memory.
+    #[error("refused: {0}")]
+    Limit(String),
+    /// The parse was stopped by its [`Cancel`] (nobody waits for it any more).
+    #[error("cancelled")]
+    Cancelled,
     /// The file is of the format but broken at `line`.
     #[error("line {line}: {message}")]
     Malformed {
@@ -205,6 +238,8 @@ pub struct Options {
     pub format: Option<Format>,
     /// CSV column mapping, preset and conventions (only for CSV).
     pub csv: csv::CsvOptions,
+    /// Stops the parse from elsewhere.
+    pub cancel: Cancel,
 }
 
 /// Guess the format from the content (and the file name, as a tie-breaker).
@@ -275,9 +310,9 @@ pub fn parse(bytes: &[u8], options: &Options, filename: Option<&str>) -> Result<
     };
     let mut parsed = match format {
         Format::Csv => csv::parse(bytes, &options.csv)?,
-        Format::Ofx => ofx::parse(bytes)?,
+        Format::Ofx => ofx::parse_with(bytes, &options.cancel)?,
         Format::Qif => qif::parse(bytes)?,
-        Format::Camt => camt::parse(bytes)?,
+        Format::Camt => camt::parse_with(bytes, &options.cancel)?,
         Format::Mt940 => mt940::parse(bytes)?,
     };
     parsed.format = format;

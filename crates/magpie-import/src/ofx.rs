@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use crate::number::{self, DecimalMark};
 use crate::tree::{Node, build};
-use crate::{Account, Balance, Format, ParseError, ParsedFile, Row, Statement, Warning};
+use crate::{Account, Balance, Cancel, Format, ParseError, ParsedFile, Row, Statement, Warning};
 
 /// The charset the header declares (`CHARSET:1252`, `encoding="UTF-8"`), as an encoding label.
 fn declared_charset(head: &[u8]) -> Option<&'static str> {
@@ -167,6 +167,11 @@ fn title(s: &str) -> String {
 
 /// Parse an OFX/QFX/QBO file.
 pub fn parse(bytes: &[u8]) -> Result<ParsedFile, ParseError> {
+    parse_with(bytes, &Cancel::default())
+}
+
+/// [`parse`], stopping when `cancel` is set.
+pub fn parse_with(bytes: &[u8], cancel: &Cancel) -> Result<ParsedFile, ParseError> {
     let (text, encoding) = crate::text::decode(bytes, declared_charset(bytes));
     let upper_start = {
         // Find `<OFX` case-insensitively without uppercasing the whole file.
@@ -181,7 +186,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFile, ParseError> {
         return Err(ParseError::Unrecognized("no <OFX> element".to_owned()));
     };
     let first_line = text[..start].matches('\n').count() + 1;
-    let tree = build(&text[start..], first_line, true)?;
+    let tree = build(&text[start..], first_line, true, cancel)?;
     let mut statements = Vec::new();
     let mut warnings = Vec::new();
     let mut attempted = 0usize;

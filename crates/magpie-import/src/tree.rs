@@ -3,10 +3,23 @@
 //! since its opening tag, an element never contains another of its own name, namespace prefixes are
 //! dropped, and comments, processing instructions and CDATA are handled. Broken markup is read as far as
 //! it makes sense rather than refused: the parsers decide what is missing.
+//!
+//! Hostile markup is refused, not followed: elements nest at most [`MAX_DEPTH`] deep and a file holds at
+//! most [`MAX_NODES`] elements (a statement needs a few dozen levels and a few elements per row), every
+//! walk over the tree and its drop are loops rather than recursion (so no input can overflow a thread's
+//! stack), and closing a tag costs the same however deep the tree is (a count of open names answers "is
+//! it open?" without scanning the stack).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
-use crate::ParseError;
+use crate::{Cancel, ParseError};
+
+/// The deepest nesting of elements read. Real statements stay under 20.
+pub const MAX_DEPTH: usize = 256;
+/// The most elements one file may hold: about 80,000 OFX or 30,000 CAMT transactions, and at most about
+/// 120 MB of tree.
+pub const MAX_NODES: usize = 1_000_000;
 
 /// An element. Names and text borrow from the input where they can (most of a large file), so building
 /// the tree allocates little beyond the nodes themselves.
@@ -27,24 +40,29 @@ pub struct Node<'a> {
 impl<'a> Node<'a> {
     /// First descendant (depth-first) with this name.
     pub fn find(&self, name: &str) -> Option<&Node<'a>> {
-        for c in &self.children {
-            if c.name == name {
-                return Some(c);
-            }
-            if let Some(n) = c.find(name) {
-                return Some(n);
+        let mut stack = vec![self.children.iter()];
+        while let Some(level) = stack.last_mut() {
+            match level.next() {
+                None => {
+                    stack.pop();
+                }
+                Some(c) if c.name == name => return Some(c),
+                Some(c) => stack.push(c.children.iter()),
             }
         }
         None
     }
 
-    /// All descendants with this name, not looking inside matches.
+    /// All descendants with this name, not looking inside matches, in document order.
     pub fn find_all<'s>(&'s self, name: &str, out: &mut Vec<&'s Node<'a>>) {
-        for c in &self.children {
-            if c.name == name {
-                out.push(c);
-            } else {
-                c.find_all(name, out);
+        let mut stack = vec![self.children.iter()];
+        while let Some(level) = stack.last_mut() {
+            match level.next() {
+                None => {
+                    stack.pop();
+                }
+                Some(c) if c.name == name => out.push(c),
+                Some(c) => stack.push(c.children.iter()),
             }
         }
     }
@@ -75,14 +93,20 @@ impl<'a> Node<'a> {
 
     /// Text of the first descendant (depth-first) with this name that has any.
     pub fn first_text(&self, name: &str) -> Option<&str> {
-        for c in &self.children {
-            if c.name == name
-                && let Some(v) = c.value()
-            {
-                return Some(v);
-            }
-            if let Some(v) = c.first_text(name) {
-                return Some(v);
+        let mut stack = vec![self.children.iter()];
+        while let Some(level) = stack.last_mut() {
+            match level.next() {
+                None => {
+                    stack.pop();
+                }
+                Some(c) => {
+                    if c.name == name
+                        && let Some(v) = c.value()
+                    {
+                        return Some(v);
+                    }
+                    stack.push(c.children.iter());
+                }
             }
         }
         None
@@ -101,6 +125,16 @@ impl<'a> Node<'a> {
     /// An attribute's value.
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Drop for Node<'_> {
+    /// Children are moved into one list and dropped there, so a deep tree never recurses.
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(&mut self.children);
+        while let Some(mut node) = pending.pop() {
+            pending.append(&mut node.children);
+        }
     }
 }
 
@@ -198,10 +232,57 @@ fn parse_tag(raw: &str) -> Option<(&str, Vec<(String, String)>)> {
     Some((local(name), attrs))
 }
 
-fn attach<'a>(stack: &mut [Node<'a>], root: &mut Node<'a>, node: Node<'a>) {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(node),
-        None => root.children.push(node),
+/// The elements open at a point of the file, innermost last, with a count per name so that "is one
+/// named so open?" is answered without a scan.
+struct Open<'a> {
+    root: Node<'a>,
+    stack: Vec<Node<'a>>,
+    counts: HashMap<u64, u32>,
+    /// Open elements compared by name while closing: what the tests hold to the number of elements.
+    compared: usize,
+}
+
+/// FNV-1a: a collision only costs a scan that finds nothing, so a fast hash is enough.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+impl<'a> Open<'a> {
+    fn attach(&mut self, node: Node<'a>) {
+        match self.stack.last_mut() {
+            Some(parent) => parent.children.push(node),
+            None => self.root.children.push(node),
+        }
+    }
+
+    fn push(&mut self, node: Node<'a>) {
+        *self.counts.entry(name_hash(&node.name)).or_insert(0) += 1;
+        self.stack.push(node);
+    }
+
+    /// Close the innermost element.
+    fn pop(&mut self) -> bool {
+        let Some(node) = self.stack.pop() else { return false };
+        if let Some(c) = self.counts.get_mut(&name_hash(&node.name)) {
+            *c = c.saturating_sub(1);
+        }
+        self.attach(node);
+        true
+    }
+
+    /// Close the innermost open element named `name` and everything opened inside it; nothing when none
+    /// is open. The scan only runs when one probably is, and then costs what it closes.
+    fn close(&mut self, name: &str) {
+        if self.counts.get(&name_hash(name)).copied().unwrap_or(0) == 0 {
+            return;
+        }
+        let found = self.stack.iter().rposition(|n| n.name == name);
+        self.compared += self.stack.len() - found.unwrap_or(0);
+        if let Some(pos) = found {
+            while self.stack.len() > pos {
+                self.pop();
+            }
+        }
     }
 }
 
@@ -248,13 +329,29 @@ impl Pending {
 }
 
 /// Build the element tree of `body` (whose first line is `first_line` of the file). `upper` upper-cases
-/// names (OFX is case-insensitive).
-pub fn build<'a>(body: &'a str, first_line: usize, upper: bool) -> Result<Node<'a>, ParseError> {
-    let mut root = Node { name: "#root".into(), ..Node::default() };
-    let mut stack: Vec<Node<'a>> = Vec::new();
+/// names (OFX is case-insensitive). Refuses markup nested deeper than [`MAX_DEPTH`] or with more than
+/// [`MAX_NODES`] elements, and stops when `cancel` is set.
+pub fn build<'a>(body: &'a str, first_line: usize, upper: bool, cancel: &Cancel) -> Result<Node<'a>, ParseError> {
+    build_counting(body, first_line, upper, cancel).map(|(tree, _)| tree)
+}
+
+/// [`build`], also telling how many open elements were compared while closing tags.
+fn build_counting<'a>(
+    body: &'a str,
+    first_line: usize,
+    upper: bool,
+    cancel: &Cancel,
+) -> Result<(Node<'a>, usize), ParseError> {
+    let mut open = Open {
+        root: Node { name: "#root".into(), attrs: Vec::new(), text: None, children: Vec::new(), line: 0 },
+        stack: Vec::new(),
+        counts: HashMap::new(),
+        compared: 0,
+    };
     let bytes = body.as_bytes();
     let mut i = 0;
     let mut line = first_line;
+    let mut nodes = 0usize;
     let mut pending = Pending::default();
     let flush = |pending: &mut Pending, stack: &mut Vec<Node<'a>>| {
         let raw = pending.take(body);
@@ -327,43 +424,44 @@ pub fn build<'a>(body: &'a str, first_line: usize, upper: bool) -> Result<Node<'
         } else {
             Cow::Borrowed(name)
         };
-        flush(&mut pending, &mut stack);
+        flush(&mut pending, &mut open.stack);
         let tag_lines = memchr::memchr_iter(b'\n', raw.as_bytes()).count();
         if raw.starts_with('/') {
-            if let Some(pos) = stack.iter().rposition(|n| n.name == name) {
-                while stack.len() > pos {
-                    let node = stack.pop().expect("non-empty");
-                    attach(&mut stack, &mut root, node);
-                }
-            }
+            open.close(&name);
         } else {
+            nodes += 1;
+            if nodes > MAX_NODES {
+                return Err(ParseError::Limit(format!(
+                    "line {line}: the file holds more than {MAX_NODES} elements; split it into smaller statements"
+                )));
+            }
+            if nodes.is_multiple_of(4096) && cancel.is_cancelled() {
+                return Err(ParseError::Cancelled);
+            }
             // A leaf (text, no children) ends at the next tag.
-            if stack.last().is_some_and(|t| t.text.is_some() && t.children.is_empty()) {
-                let node = stack.pop().expect("non-empty");
-                attach(&mut stack, &mut root, node);
+            if open.stack.last().is_some_and(|t| t.text.is_some() && t.children.is_empty()) {
+                open.pop();
             }
             // An element never contains itself: a second <STMTTRN> while one is open closes the first.
-            if let Some(pos) = stack.iter().rposition(|n| n.name == name) {
-                while stack.len() > pos {
-                    let node = stack.pop().expect("non-empty");
-                    attach(&mut stack, &mut root, node);
-                }
-            }
+            open.close(&name);
             let node = Node { name, attrs, text: None, children: Vec::new(), line };
             if raw.trim_end().ends_with('/') {
-                attach(&mut stack, &mut root, node);
+                open.attach(node);
             } else {
-                stack.push(node);
+                if open.stack.len() >= MAX_DEPTH {
+                    return Err(ParseError::Limit(format!(
+                        "line {line}: elements are nested more than {MAX_DEPTH} levels deep"
+                    )));
+                }
+                open.push(node);
             }
         }
         line += tag_lines;
         i = close_at + 1;
     }
-    flush(&mut pending, &mut stack);
-    while let Some(node) = stack.pop() {
-        attach(&mut stack, &mut root, node);
-    }
-    Ok(root)
+    flush(&mut pending, &mut open.stack);
+    while open.pop() {}
+    Ok((std::mem::take(&mut open.root), open.compared))
 }
 
 #[cfg(test)]
@@ -376,6 +474,7 @@ mod tests {
             "<ns:Doc xmlns:ns=\"x\">\n<Amt Ccy=\"EUR\">1.50</Amt><N><![CDATA[a & <b>]]></N><E/></ns:Doc>",
             1,
             false,
+            &Cancel::default(),
         )
         .unwrap();
         let doc = t.child("Doc").unwrap();
@@ -388,10 +487,76 @@ mod tests {
 
     #[test]
     fn sgml_leaves_close_themselves() {
-        let t = build("<OFX><A>1<B>two<C><D>3</C></OFX>", 1, true).unwrap();
+        let t = build("<OFX><A>1<B>two<C><D>3</C></OFX>", 1, true, &Cancel::default()).unwrap();
         let ofx = t.child("OFX").unwrap();
         assert_eq!(ofx.child_text("A"), Some("1"));
         assert_eq!(ofx.child_text("B"), Some("two"));
         assert_eq!(ofx.path_text(&["C", "D"]), Some("3"));
+    }
+
+    fn nested(depth: usize) -> String {
+        let mut s = String::from("<Document>");
+        for i in 0..depth {
+            s.push_str(&format!("<e{i}>"));
+        }
+        s
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused_without_recursion() {
+        // 60,000 levels overflowed the stack of the thread that built (or dropped) the tree.
+        let err = build(&nested(60_000), 1, false, &Cancel::default()).unwrap_err();
+        assert!(matches!(err, ParseError::Limit(ref m) if m.contains("nested more than 256")), "{err:?}");
+        let text = nested(MAX_DEPTH - 1);
+        let ok = build(&text, 1, false, &Cancel::default()).unwrap();
+        assert!(ok.find(&format!("e{}", MAX_DEPTH - 2)).is_some());
+        // The same inside an OFX file, closing tags included.
+        let opening: String = (0..1000).map(|i| format!("<A{i}>")).collect();
+        let closing: String = (0..1000).rev().map(|i| format!("</A{i}>")).collect();
+        let ofx = format!("<OFX>{opening}{closing}</OFX>");
+        assert!(matches!(build(&ofx, 1, true, &Cancel::default()), Err(ParseError::Limit(_))));
+    }
+
+    #[test]
+    fn a_tree_at_the_depth_limit_is_walked_and_dropped_on_a_small_stack() {
+        // A 64 KiB stack: recursion over 255 levels of `find` or `drop` frames would not fit in debug builds.
+        let handle = std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(|| {
+                let text = nested(MAX_DEPTH - 1);
+                let tree = build(&text, 1, false, &Cancel::default()).unwrap();
+                let mut all = Vec::new();
+                tree.find_all("nothing", &mut all);
+                (tree.find("nothing").is_none(), tree.first_text("nothing").is_none(), all.is_empty())
+            })
+            .unwrap();
+        assert_eq!(handle.join().unwrap(), (true, true, true));
+    }
+
+    #[test]
+    fn closing_tags_cost_no_scan_of_the_open_elements() {
+        // 250 open levels, then 20,000 stray closing tags and 20,000 leaves: each used to scan the whole
+        // open stack (5 million comparisons; 20,000 levels took 340 ms).
+        let mut s = nested(250);
+        for i in 0..20_000 {
+            s.push_str(&format!("</zz><x{i}>1"));
+        }
+        let (_, compared) = build_counting(&s, 1, false, &Cancel::default()).unwrap();
+        assert!(compared <= 20_250 + 250, "compared {compared} open elements");
+    }
+
+    #[test]
+    fn too_many_elements_are_refused() {
+        let s = format!("<Document>{}</Document>", "<a/>".repeat(MAX_NODES + 1));
+        let err = build(&s, 1, false, &Cancel::default()).unwrap_err();
+        assert!(matches!(err, ParseError::Limit(ref m) if m.contains("more than 1000000 elements")), "{err:?}");
+    }
+
+    #[test]
+    fn a_cancelled_build_stops() {
+        let cancel = Cancel::default();
+        cancel.cancel();
+        let s = format!("<Document>{}</Document>", "<a/>".repeat(10_000));
+        assert_eq!(build(&s, 1, false, &cancel).unwrap_err(), ParseError::Cancelled);
     }
 }

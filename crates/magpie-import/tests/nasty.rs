@@ -15,7 +15,7 @@ fn read_named(bytes: &[u8], filename: Option<&str>) -> ParsedFile {
 }
 
 fn read_csv(text: &str, csv: CsvOptions) -> ParsedFile {
-    parse(text.as_bytes(), &Options { format: Some(Format::Csv), csv }, Some("x.csv"))
+    parse(text.as_bytes(), &Options { format: Some(Format::Csv), csv, ..Options::default() }, Some("x.csv"))
         .unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
 }
 
@@ -620,6 +620,7 @@ fn csv_5_encodings() {
         &Options {
             format: Some(Format::Csv),
             csv: CsvOptions { encoding: Some("iso-8859-1".into()), ..CsvOptions::default() },
+            ..Options::default()
         },
         Some("x.csv"),
     )

@@ -123,6 +123,11 @@ pub(crate) fn create_requisition(w: &mut World, institution: &str, redirect: &st
     (id, bank)
 }
 
+/// The bank behind a requisition.
+pub(crate) fn bank_of(w: &World, id: &str) -> Option<usize> {
+    w.gocardless.requisitions.get(id).map(|r| r.bank)
+}
+
 /// The person gave consent: the requisition is linked and its accounts exist.
 pub(crate) fn link(w: &mut World, id: &str) -> bool {
     let Some(req) = w.gocardless.requisitions.get_mut(id) else { return false };

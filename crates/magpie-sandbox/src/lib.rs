@@ -358,6 +358,15 @@ impl Sandbox {
         })
     }
 
+    /// Give consent to a requisition someone created through the API (what the consent page does when
+    /// the person finishes at the bank); returns its bank, none when there is no such requisition.
+    pub fn gocardless_consent(&self, requisition: &str) -> Option<usize> {
+        self.with(|w| {
+            let bank = gocardless::bank_of(w, requisition)?;
+            gocardless::link(w, requisition).then_some(bank)
+        })
+    }
+
     /// Apply a change to a bank and notify Plaid webhook listeners.
     pub fn change_bank<R>(&self, bank: usize, f: impl FnOnce(&mut Bank, NaiveDate) -> R) -> Option<R> {
         let (r, hooks) = self.with(|w| {

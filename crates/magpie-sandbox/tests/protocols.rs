@@ -154,6 +154,39 @@ async fn plaid_webhooks_verify_and_forgeries_do_not() {
 }
 
 #[tokio::test]
+async fn plaid_webhooks_are_not_replayed_and_unknown_keys_are_not_fetched_again() {
+    use base64::Engine as _;
+    let s = sandbox(5).await;
+    let client = plaid(&s);
+    let body = br#"{"webhook_type":"TRANSACTIONS","webhook_code":"SYNC_UPDATES_AVAILABLE","item_id":"it_1"}"#;
+    let jwt = s.sandbox.sign_plaid_webhook(body);
+    client.verify_webhook(Some(&jwt), body, Utc::now()).await.unwrap();
+    assert_eq!(client.verify_webhook(Some(&jwt), body, Utc::now()).await.unwrap_err(), WebhookError::Replayed);
+    let fetches = || s.sandbox.hits("plaid /webhook_verification_key/get");
+    let before = fetches();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let forged = |kid: &str| {
+        format!(
+            "{}.{}.{}",
+            b64.encode(format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#)),
+            b64.encode("{}"),
+            b64.encode([7u8; 64])
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            client.verify_webhook(Some(&forged("nope")), body, Utc::now()).await.unwrap_err(),
+            WebhookError::UnknownKey
+        );
+    }
+    assert_eq!(fetches() - before, 1, "an unknown key id is asked for once");
+    for i in 0..30 {
+        let _ = client.verify_webhook(Some(&forged(&format!("random-{i}"))), body, Utc::now()).await;
+    }
+    assert!(fetches() - before <= 10, "at most ten key fetches a minute: {}", fetches() - before);
+}
+
+#[tokio::test]
 async fn simplefin_claim_windows_and_vanishing_pending_rows() {
     let s = sandbox(80).await;
     let client = simplefin(&s);

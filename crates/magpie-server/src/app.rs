@@ -20,7 +20,9 @@ use tower_http::trace::TraceLayer;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
 use crate::config::Config;
-use crate::http::middleware::{enforce_timeout, panic_to_problem, problem_safety_net, record_metrics, route_not_found};
+use crate::http::middleware::{
+    api_headers, enforce_timeout, limit_uploads, panic_to_problem, problem_safety_net, record_metrics, route_not_found,
+};
 use crate::http::request_id::{X_REQUEST_ID, assign_request_id};
 
 /// What every handler can reach.
@@ -66,7 +68,7 @@ impl Deref for AppState {
 
 impl AppState {
     /// State over a database with a configuration. The token signing key is the configured
-    /// `auth_secret`, or else a key generated once and kept in the database (shared by every replica).
+    /// `auth_secret`, or else the key in `auth_secret_file` (generated there on first use).
     /// The encryption keys are the configured ones; none are generated (`magpie serve` does that).
     pub async fn build(config: Config, db: Db) -> anyhow::Result<AppState> {
         let keyring = crate::sealing::Keyring::from_config_existing(&config)?;
@@ -81,11 +83,7 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         let secret = match &config.auth_secret {
             Some(secret) => secret.expose().clone(),
-            None => {
-                let mut conn = db.conn().await?;
-                magpie_db::auth::get_or_create_secret(conn.c(), "auth_signing_key", || crate::auth::token::generate(""))
-                    .await?
-            }
+            None => crate::files::signing_key(&config.auth_secret_path())?,
         };
         let passwords = Passwords::new(config.bcrypt_cost);
         let ml = crate::ml::Ml::new(&config)?;
@@ -151,10 +149,12 @@ pub fn router(state: AppState) -> Router {
                         })
                         .on_failure(()),
                 )
+                .layer(from_fn(api_headers))
                 .layer(from_fn(problem_safety_net))
                 .layer(from_fn(record_metrics))
                 .layer(CatchPanicLayer::custom(panic_to_problem))
                 .layer(from_fn_with_state(timeout, enforce_timeout))
+                .layer(from_fn(limit_uploads))
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
 }
@@ -211,6 +211,9 @@ pub async fn shutdown_signal() {
 
 /// `magpie serve`: open and migrate the database, listen, serve until a signal, close the pool.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Everything under the data folder is the owner's alone (database, keys, models, uploads).
+    crate::files::private_dir(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the data folder {}: {e}", config.data_dir.display()))?;
     let db = open_database(&config).await?;
     let listener = TcpListener::bind(config.listen_addr)
         .await

@@ -45,6 +45,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Who may create an account with a password (or, for OpenID Connect, on first sign-in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Anyone who can reach the server (fine for a single-person install on a private network).
+    Open,
+    /// Only with an invitation code from `magpie invite create`.
+    Invite,
+    /// Nobody: accounts are made with `magpie user create`.
+    Closed,
+}
+
 /// Everything the server can be configured with. See the README's configuration table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -71,17 +83,32 @@ pub struct Config {
     pub max_import_bytes: usize,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
     pub shutdown_grace_secs: u64,
-    /// Key signing access tokens (at least 32 characters). When unset, one is generated on first start
-    /// and kept in the database, shared by every replica.
+    /// Key signing access tokens and web cookies (at least 32 characters). When unset, the key in
+    /// `auth_secret_file` is used, generated there on first start; replicas on different machines set
+    /// this (or share the file).
     pub auth_secret: Option<Secret<String>>,
+    /// File holding the signing key when `auth_secret` is unset (default `<data_dir>/auth.key`,
+    /// created with mode 0600). Never kept in the database: a stolen database or backup must not let
+    /// anyone forge a sign-in.
+    pub auth_secret_file: Option<PathBuf>,
+    /// Absolute lifetime of a sign-in session, in days: refreshing keeps a session alive only this
+    /// long after the sign-in.
+    pub session_max_days: u64,
+    /// Who may sign up: `open`, `invite` or `closed`.
+    pub registration: Registration,
+    /// Sign-ups allowed per client address within the throttling window.
+    pub registrations_per_ip: u32,
     /// bcrypt cost for password hashes (each +1 doubles the work; 12 takes about 250 ms).
     pub bcrypt_cost: u32,
     /// Lifetime of access tokens, in seconds (15 minutes).
     pub access_token_ttl_secs: u64,
     /// Lifetime of refresh tokens and idle sessions, in days.
     pub refresh_token_ttl_days: u64,
-    /// Failed sign-ins allowed per account within the window before further attempts get 429.
+    /// Failed sign-ins allowed per account from one client address within the window before further
+    /// attempts from that address get 429 (the owner elsewhere is not locked out).
     pub login_max_failures_per_account: u32,
+    /// Failed sign-ins allowed per account from all addresses together within the window.
+    pub login_max_failures_per_account_total: u32,
     /// Failed sign-ins allowed per client address within the window.
     pub login_max_failures_per_ip: u32,
     /// The throttling window, in seconds.
@@ -136,6 +163,35 @@ pub struct Config {
     /// Mark the web app's cookies `Secure` always (they are anyway when a trusted proxy says the
     /// request came over HTTPS).
     pub secure_cookies: bool,
+    /// Serve `GET /metrics` (off by default: it tells how busy the server is and how many people use it).
+    pub metrics_enabled: bool,
+    /// When set, `/metrics` needs `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<Secret<String>>,
+    /// The address people reach this server at (`https://magpie.example.org`): the origin passkeys
+    /// are bound to and where the OpenID provider sends people back. Passkeys and OpenID Connect are
+    /// offered only when it is set.
+    pub public_url: Option<String>,
+    /// OpenID Connect provider (its issuer URL); sign-in with it is offered when this, the client id
+    /// and `public_url` are set.
+    pub oidc_issuer: Option<String>,
+    /// The client id registered at the provider.
+    pub oidc_client_id: Option<String>,
+    /// The client secret (none for a public client, which then relies on PKCE alone).
+    pub oidc_client_secret: Option<Secret<String>>,
+    /// Scopes asked for (space-separated; `openid` is always included).
+    pub oidc_scopes: String,
+    /// Email domains allowed to sign in (comma-separated; empty allows any). Needs a verified email.
+    pub oidc_allowed_domains: String,
+    /// The ID token claim listing the person's groups.
+    pub oidc_groups_claim: String,
+    /// Groups allowed to sign in (comma-separated; empty allows any).
+    pub oidc_allowed_groups: String,
+    /// Create an account on a first sign-in with the provider (when no account has that email).
+    pub oidc_create_accounts: bool,
+    /// Sign-in only through the provider: passwords are refused (accounts made before keep their data).
+    pub oidc_only: bool,
+    /// Label of the sign-in button.
+    pub oidc_button_label: String,
 }
 
 impl Default for Config {
@@ -153,10 +209,15 @@ impl Default for Config {
             max_import_bytes: 50 * 1024 * 1024,
             shutdown_grace_secs: 30,
             auth_secret: None,
+            auth_secret_file: None,
+            session_max_days: 90,
+            registration: Registration::Open,
+            registrations_per_ip: 10,
             bcrypt_cost: 12,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_days: 30,
             login_max_failures_per_account: 5,
+            login_max_failures_per_account_total: 100,
             login_max_failures_per_ip: 20,
             login_failure_window_secs: 15 * 60,
             trust_forwarded_for: false,
@@ -181,6 +242,19 @@ impl Default for Config {
             sync_lease_secs: 600,
             secure_cookies: false,
             job_lease_secs: 600,
+            metrics_enabled: false,
+            metrics_token: None,
+            public_url: None,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_scopes: "openid email profile".to_owned(),
+            oidc_allowed_domains: String::new(),
+            oidc_groups_claim: "groups".to_owned(),
+            oidc_allowed_groups: String::new(),
+            oidc_create_accounts: true,
+            oidc_only: false,
+            oidc_button_label: "Sign in with SSO".to_owned(),
         }
     }
 }
@@ -199,10 +273,15 @@ pub const KEYS: &[&str] = &[
     "max_import_bytes",
     "shutdown_grace_secs",
     "auth_secret",
+    "auth_secret_file",
+    "session_max_days",
+    "registration",
+    "registrations_per_ip",
     "bcrypt_cost",
     "access_token_ttl_secs",
     "refresh_token_ttl_days",
     "login_max_failures_per_account",
+    "login_max_failures_per_account_total",
     "login_max_failures_per_ip",
     "login_failure_window_secs",
     "trust_forwarded_for",
@@ -227,6 +306,19 @@ pub const KEYS: &[&str] = &[
     "sync_lease_secs",
     "secure_cookies",
     "job_lease_secs",
+    "metrics_enabled",
+    "metrics_token",
+    "public_url",
+    "oidc_issuer",
+    "oidc_client_id",
+    "oidc_client_secret",
+    "oidc_scopes",
+    "oidc_allowed_domains",
+    "oidc_groups_claim",
+    "oidc_allowed_groups",
+    "oidc_create_accounts",
+    "oidc_only",
+    "oidc_button_label",
 ];
 
 /// `MAGPIE_` variables that are not configuration keys but are legitimately set.
@@ -329,8 +421,41 @@ impl Config {
         {
             anyhow::ensure!(url.starts_with("https://") || url.starts_with("http://"), "{key} must be an http(s) URL");
         }
+        anyhow::ensure!(self.session_max_days >= 1, "session_max_days must be at least 1");
+        if let Some(token) = &self.metrics_token {
+            anyhow::ensure!(token.expose().len() >= 16, "metrics_token must be at least 16 characters");
+        }
+        if let Some(url) = &self.public_url {
+            anyhow::ensure!(
+                (url.starts_with("https://") || url.starts_with("http://"))
+                    && !url.trim_end_matches('/').contains(['?', '#']),
+                "public_url must be an http(s) URL such as https://magpie.example.org"
+            );
+        }
+        if let Some(issuer) = &self.oidc_issuer {
+            anyhow::ensure!(
+                issuer.starts_with("https://") || issuer.starts_with("http://"),
+                "oidc_issuer must be an http(s) URL"
+            );
+            anyhow::ensure!(self.oidc_client_id.is_some(), "oidc_issuer needs oidc_client_id");
+            anyhow::ensure!(
+                self.public_url.is_some(),
+                "oidc_issuer needs public_url (where the provider sends people back)"
+            );
+        }
+        anyhow::ensure!(!self.oidc_only || self.oidc_issuer.is_some(), "oidc_only needs oidc_issuer");
         magpie_db::Engine::from_url(&self.database_url())?;
         Ok(())
+    }
+
+    /// The signing key file: `auth_secret_file`, or `<data_dir>/auth.key`.
+    pub fn auth_secret_path(&self) -> PathBuf {
+        self.auth_secret_file.clone().unwrap_or_else(|| self.data_dir.join("auth.key"))
+    }
+
+    /// `public_url` without a trailing slash.
+    pub fn public_origin(&self) -> Option<&str> {
+        self.public_url.as_deref().map(|u| u.trim_end_matches('/'))
     }
 
     /// The database URL, defaulting to an SQLite file in the data folder.
@@ -458,6 +583,13 @@ mod tests {
     fn a_bad_value_is_an_error_naming_the_key() {
         let err = Config::load(None, env(&[("MAGPIE_POOL_SIZE", "many")]), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("pool_size"), "{err}");
+    }
+
+    #[test]
+    fn registration_modes_parse() {
+        let c = Config::load(None, env(&[("MAGPIE_REGISTRATION", "invite")]), &Overrides::default()).unwrap().config;
+        assert_eq!(c.registration, Registration::Invite);
+        assert!(Config::load(None, env(&[("MAGPIE_REGISTRATION", "maybe")]), &Overrides::default()).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod forecasting;
 pub mod http;
 pub mod import;

@@ -131,6 +131,11 @@ fn aad(connection: ConnectionId, user: UserId) -> Vec<u8> {
     format!("magpie/connection-token/v1|{connection}|{user}").into_bytes()
 }
 
+/// Associated data binding a TOTP seed to its user.
+fn totp_aad(user: UserId) -> Vec<u8> {
+    format!("magpie/totp-seed/v1|{user}").into_bytes()
+}
+
 impl Keyring {
     /// From raw keys, the first current.
     pub fn new(keys: &[[u8; 32]]) -> anyhow::Result<Keyring> {
@@ -190,26 +195,12 @@ impl Keyring {
 
     /// The key id a sealed value names, if it is well-formed.
     pub fn key_id_of(sealed: &SealedToken) -> Option<&str> {
-        let mut parts = sealed.expose().splitn(3, '.');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(PREFIX), Some(id), Some(_)) => Some(id),
-            _ => None,
-        }
+        Self::key_id_of_sealed(sealed.expose())
     }
 
     /// Seal `secret` for a connection of a user under the current key.
     pub fn seal(&self, secret: &str, connection: ConnectionId, user: UserId) -> Result<SealedToken, SealError> {
-        let current = self.current.as_ref().ok_or(SealError::NoKey)?;
-        let mut nonce = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut nonce).expect("the OS random source is available");
-        let aad = aad(connection, user);
-        let ciphertext = current
-            .cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: secret.as_bytes(), aad: &aad })
-            .expect("AES-GCM sealing of a short message cannot fail");
-        let mut data = nonce.to_vec();
-        data.extend(ciphertext);
-        Ok(SealedToken::new(format!("{PREFIX}.{}.{}", current.id, URL_SAFE_NO_PAD.encode(data))))
+        self.seal_with(secret, &aad(connection, user)).map(SealedToken::new)
     }
 
     /// Open a sealed token of a connection of a user.
@@ -219,7 +210,43 @@ impl Keyring {
         connection: ConnectionId,
         user: UserId,
     ) -> Result<magpie_sync::Secret, SealError> {
-        let mut parts = sealed.expose().splitn(3, '.');
+        self.open_with(sealed.expose(), &aad(connection, user)).map(magpie_sync::Secret::new)
+    }
+
+    /// Seal a user's TOTP seed (bound to the user, so it cannot be moved to another account's row).
+    pub fn seal_totp(&self, seed: &str, user: UserId) -> Result<String, SealError> {
+        self.seal_with(seed, &totp_aad(user))
+    }
+
+    /// Open a user's sealed TOTP seed.
+    pub fn open_totp(&self, sealed: &str, user: UserId) -> Result<String, SealError> {
+        self.open_with(sealed, &totp_aad(user))
+    }
+
+    /// The key id a sealed value names, if it is well-formed.
+    pub fn key_id_of_sealed(sealed: &str) -> Option<&str> {
+        let mut parts = sealed.splitn(3, '.');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(PREFIX), Some(id), Some(_)) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn seal_with(&self, secret: &str, aad: &[u8]) -> Result<String, SealError> {
+        let current = self.current.as_ref().ok_or(SealError::NoKey)?;
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).expect("the OS random source is available");
+        let ciphertext = current
+            .cipher
+            .encrypt(&Nonce::from(nonce), Payload { msg: secret.as_bytes(), aad })
+            .expect("AES-GCM sealing of a short message cannot fail");
+        let mut data = nonce.to_vec();
+        data.extend(ciphertext);
+        Ok(format!("{PREFIX}.{}.{}", current.id, URL_SAFE_NO_PAD.encode(data)))
+    }
+
+    fn open_with(&self, sealed: &str, aad: &[u8]) -> Result<String, SealError> {
+        let mut parts = sealed.splitn(3, '.');
         let (Some(PREFIX), Some(id), Some(data)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(SealError::Malformed);
         };
@@ -230,12 +257,11 @@ impl Keyring {
         }
         let (nonce, ciphertext) = data.split_at(NONCE_BYTES);
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| SealError::Malformed)?;
-        let aad = aad(connection, user);
         let plain = key
             .cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: &aad })
+            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad })
             .map_err(|_| SealError::Rejected)?;
-        String::from_utf8(plain).map(magpie_sync::Secret::new).map_err(|_| SealError::Rejected)
+        String::from_utf8(plain).map_err(|_| SealError::Rejected)
     }
 }
 
@@ -244,9 +270,11 @@ impl Keyring {
 pub async fn check_stored_tokens(db: &magpie_db::Db, keyring: &Keyring) -> anyhow::Result<()> {
     let mut conn = db.conn().await?;
     let tokens = magpie_db::connections::all_tokens(conn.c()).await?;
+    let seeds = magpie_db::security::all_totp_secrets(conn.c()).await?;
     let mut missing: HashMap<String, usize> = HashMap::new();
-    for (_, _, sealed) in &tokens {
-        match Keyring::key_id_of(sealed) {
+    let sealed_values = tokens.iter().map(|(_, _, s)| s.expose()).chain(seeds.iter().map(|(_, s)| s.as_str()));
+    for sealed in sealed_values {
+        match Keyring::key_id_of_sealed(sealed) {
             Some(id) if keyring.has(id) => {}
             Some(id) => *missing.entry(id.to_owned()).or_default() += 1,
             None => *missing.entry("(malformed)".to_owned()).or_default() += 1,

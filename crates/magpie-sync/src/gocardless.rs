@@ -91,6 +91,9 @@ pub struct Requisition {
     /// The end-user agreement.
     #[serde(default)]
     pub agreement: Option<String>,
+    /// The reference given when it was created.
+    #[serde(default)]
+    pub reference: Option<String>,
     /// Accounts, once linked.
     #[serde(default)]
     pub accounts: Vec<String>,
@@ -458,11 +461,25 @@ impl GocardlessClient {
 
     /// Link a requisition whose consent flow has finished (status `LN`).
     pub async fn connect(&self, requisition_id: &str) -> Result<Linked, SyncError> {
+        self.connect_checked(requisition_id, None).await
+    }
+
+    /// [`GocardlessClient::connect`], refusing a requisition whose reference is not `reference` (the
+    /// random reference this server created it with: someone else's requisition has another).
+    pub async fn connect_checked(&self, requisition_id: &str, reference: Option<&str>) -> Result<Linked, SyncError> {
         let id = requisition_id.trim();
         if id.is_empty() || id.len() > 100 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(SyncError::invalid("bad_requisition", "requisition_id is not a GoCardless requisition id"));
         }
         let (req, _): (Requisition, _) = self.call(Method::GET, &format!("requisitions/{id}/"), &[], None).await?;
+        if let Some(expected) = reference
+            && req.reference.as_deref() != Some(expected)
+        {
+            return Err(SyncError::invalid(
+                "requisition_not_yours",
+                "this requisition was not started by this account",
+            ));
+        }
         if req.status != "LN" {
             return Err(SyncError::invalid(
                 "requisition_not_linked",

@@ -68,7 +68,28 @@ pub struct PlaidClient {
     cfg: PlaidConfig,
     http: http::Client,
     keys: Mutex<HashMap<String, WebhookKey>>,
+    /// Key ids Plaid did not know, and signatures already accepted (see [`WebhookGuard`]).
+    webhook_guard: Mutex<WebhookGuard>,
 }
+
+/// Memory of webhook verification, per process:
+/// * key ids Plaid said it does not know, for ten minutes, and at most ten key fetches a minute in
+///   all: a forged header naming random key ids cannot make this server call Plaid for each request;
+/// * the signatures of the tokens accepted in the last six minutes: a captured webhook cannot be
+///   replayed within the five minutes its token is fresh.
+#[derive(Default)]
+struct WebhookGuard {
+    unknown_kids: HashMap<String, i64>,
+    fetches: Vec<i64>,
+    seen: HashMap<String, i64>,
+}
+
+/// How long a key id Plaid did not know stays unknown, in seconds.
+const UNKNOWN_KID_SECS: i64 = 600;
+/// Key fetches allowed per minute.
+const KEY_FETCHES_PER_MINUTE: usize = 10;
+/// How long an accepted token is remembered: longer than its freshness window (300 s + 60 s skew).
+const SEEN_SECS: i64 = 360;
 
 #[derive(Clone)]
 struct WebhookKey {
@@ -280,7 +301,7 @@ impl PlaidClient {
     /// A client.
     pub fn new(cfg: PlaidConfig) -> PlaidClient {
         let http = http::Client::new(cfg.timeout);
-        PlaidClient { cfg, http, keys: Mutex::new(HashMap::new()) }
+        PlaidClient { cfg, http, keys: Mutex::new(HashMap::new()), webhook_guard: Mutex::new(WebhookGuard::default()) }
     }
 
     async fn call<T: DeserializeOwned>(&self, path: &str, mut body: Value) -> Result<T, SyncError> {
@@ -454,6 +475,9 @@ impl PlaidClient {
         if header.alg != "ES256" {
             return Err(WebhookError::Malformed("algorithm is not ES256"));
         }
+        if header.kid.is_empty() || header.kid.len() > 128 {
+            return Err(WebhookError::Malformed("key id"));
+        }
         let key = self.webhook_key(&header.kid, now).await?;
         let signature = URL_SAFE_NO_PAD
             .decode(s)
@@ -469,6 +493,14 @@ impl PlaidClient {
         let digest = hex(&Sha256::digest(body));
         if !constant_time_eq(digest.as_bytes(), claims.request_body_sha256.to_ascii_lowercase().as_bytes()) {
             return Err(WebhookError::BodyMismatch);
+        }
+        {
+            let mut guard = self.webhook_guard.lock().expect("the webhook guard lock is never poisoned");
+            let t = now.timestamp();
+            guard.seen.retain(|_, at| t - *at < SEEN_SECS);
+            if guard.seen.insert(s.to_owned(), t).is_some() {
+                return Err(WebhookError::Replayed);
+            }
         }
         let raw: Value = serde_json::from_slice(body).map_err(|_| WebhookError::Malformed("body"))?;
         let text = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -488,6 +520,19 @@ impl PlaidClient {
         let key = match cached {
             Some(k) => k,
             None => {
+                {
+                    let mut guard = self.webhook_guard.lock().expect("the webhook guard lock is never poisoned");
+                    let t = now.timestamp();
+                    guard.unknown_kids.retain(|_, at| t - *at < UNKNOWN_KID_SECS);
+                    guard.fetches.retain(|at| t - *at < 60);
+                    if guard.unknown_kids.contains_key(kid) {
+                        return Err(WebhookError::UnknownKey);
+                    }
+                    if guard.fetches.len() >= KEY_FETCHES_PER_MINUTE {
+                        return Err(WebhookError::UnknownKey);
+                    }
+                    guard.fetches.push(t);
+                }
                 #[derive(Deserialize)]
                 struct Got {
                     key: Jwk,
@@ -501,10 +546,17 @@ impl PlaidClient {
                     #[serde(default)]
                     expired_at: Option<i64>,
                 }
-                let got: Got = self
-                    .call("/webhook_verification_key/get", json!({"key_id": kid}))
-                    .await
-                    .map_err(|e| if e.is_retryable() { WebhookError::Provider(e) } else { WebhookError::UnknownKey })?;
+                let got: Got =
+                    self.call("/webhook_verification_key/get", json!({"key_id": kid})).await.map_err(|e| {
+                        if e.is_retryable() {
+                            WebhookError::Provider(e)
+                        } else {
+                            let mut guard =
+                                self.webhook_guard.lock().expect("the webhook guard lock is never poisoned");
+                            guard.unknown_kids.insert(kid.to_owned(), now.timestamp());
+                            WebhookError::UnknownKey
+                        }
+                    })?;
                 if got.key.kty != "EC" || got.key.crv != "P-256" {
                     return Err(WebhookError::UnknownKey);
                 }
@@ -574,6 +626,9 @@ pub enum WebhookError {
     /// The body is not the one that was signed.
     #[error("the body does not match the signed digest")]
     BodyMismatch,
+    /// This very token was accepted before (a replay).
+    #[error("this webhook was already received")]
+    Replayed,
     /// Plaid could not be asked for the key.
     #[error("cannot fetch the verification key: {0}")]
     Provider(SyncError),

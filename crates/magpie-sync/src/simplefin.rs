@@ -186,12 +186,14 @@ impl SimplefinClient {
 
     fn check_url(&self, url: &Url, what: &str) -> Result<(), SyncError> {
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let with_port = match url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
+        // An entry without a port allows the scheme's default port only (`url.port()` is none for it);
+        // any other port must be named: `bridge.simplefin.org` does not allow `bridge.simplefin.org:8443`.
+        let allowed = match (url.port(), url.port_or_known_default()) {
+            (Some(p), _) => self.cfg.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&format!("{host}:{p}"))),
+            (None, default) => self.cfg.allowed_hosts.iter().any(|h| {
+                h.eq_ignore_ascii_case(&host) || default.is_some_and(|d| h.eq_ignore_ascii_case(&format!("{host}:{d}")))
+            }),
         };
-        let allowed =
-            self.cfg.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host) || h.eq_ignore_ascii_case(&with_port));
         let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]" | "::1");
         let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
         if !allowed || !scheme_ok {
@@ -538,6 +540,11 @@ mod tests {
         assert!(c.check_url(&Url::parse("http://127.0.0.1:9/x").unwrap(), "t").is_ok());
         assert!(c.check_url(&Url::parse("http://127.0.0.1:10/x").unwrap(), "t").is_err());
         assert!(c.check_url(&Url::parse("https://169.254.169.254/latest").unwrap(), "t").is_err());
+        assert!(
+            c.check_url(&Url::parse("https://bridge.simplefin.org:8443/x").unwrap(), "t").is_err(),
+            "an entry without a port allows the default port only"
+        );
+        assert!(c.check_url(&Url::parse("https://bridge.simplefin.org:443/x").unwrap(), "t").is_ok());
         assert_eq!(percent_decode("a%40b%3A"), "a@b:");
     }
 }

@@ -138,12 +138,7 @@ fn parse_allocations(v: &mut Validator, raw: &serde_json::Map<String, serde_json
 }
 
 fn check_name(v: &mut Validator, name: &str) -> Option<String> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > 100 {
-        v.error("name", "name must be 1 to 100 characters");
-        return None;
-    }
-    Some(n.to_owned())
+    v.check("name", magpie_domain::input::name(name))
 }
 
 fn check_period(v: &mut Validator, start: Option<NaiveDate>, end: Option<NaiveDate>) {

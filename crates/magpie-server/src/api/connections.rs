@@ -309,12 +309,24 @@ pub async fn create_connection(
         BankProvider::Simplefin => {
             bank.simplefin.claim(&credential, Utc::now()).await.map_err(|e| link_error(wanted, e))?
         }
-        BankProvider::Gocardless => bank
-            .gocardless()
-            .map_err(|e| link_error("provider", e))?
-            .connect(&credential)
-            .await
-            .map_err(|e| link_error(wanted, e))?,
+        BankProvider::Gocardless => {
+            // Only a requisition this user started here: its id shows in the consent link, so anyone
+            // who saw the link could otherwise connect (and read) the bank behind it.
+            let mut conn = state.db.conn().await?;
+            let reference = magpie_db::security::requisition_reference(conn.c(), user.id, &credential).await?;
+            drop(conn);
+            let Some(reference) = reference else {
+                return Err(AppError::field(
+                    "requisition_id",
+                    "unknown requisition: start one with POST /connections/gocardless/requisitions",
+                ));
+            };
+            bank.gocardless()
+                .map_err(|e| link_error("provider", e))?
+                .connect_checked(&credential, Some(&reference))
+                .await
+                .map_err(|e| link_error(wanted, e))?
+        }
     };
     let id = ConnectionId::new();
     let sealed = bank.keyring.seal(linked.secret.expose(), id, user.id).map_err(|e| AppError::Internal(e.into()))?;
@@ -541,7 +553,7 @@ pub async fn list_gocardless_institutions(
 )]
 pub async fn create_gocardless_requisition(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     ApiJson(req): ApiJson<RequisitionRequest>,
 ) -> Result<(StatusCode, Json<RequisitionResponse>)> {
     let mut v = Validator::new();
@@ -559,5 +571,7 @@ pub async fn create_gocardless_requisition(
         .await
         .map_err(|e| link_error("institution_id", e))?;
     let link = r.link.ok_or_else(|| AppError::Unavailable("GoCardless returned no consent link; try again.".into()))?;
+    let mut conn = state.db.conn().await?;
+    magpie_db::security::create_requisition(conn.c(), user.id, &r.id, &reference).await?;
     Ok((StatusCode::CREATED, Json(RequisitionResponse { requisition_id: r.id, link, status: r.status })))
 }

@@ -6,7 +6,7 @@
 //! are listed for reference and must be linked again), models (retrained from the data), sessions.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Write;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -27,6 +27,7 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::auth::extract::ClientInfo;
 use crate::error::{AppError, Problem, Result};
+use crate::http::validate::Validator;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -269,10 +270,11 @@ pub async fn collect(state: &AppState, user: magpie_domain::UserId) -> Result<Ex
     })
 }
 
-/// A CSV cell: always quoted; a leading =, +, - or @ is prefixed so spreadsheets do not run it as a
-/// formula (shared with the web app's CSV export).
+/// A CSV cell: always quoted; a cell starting with =, +, -, @, a tab or a carriage return is prefixed
+/// with `'` so spreadsheets do not run it as a formula (OWASP's list: tab and CR also start one in some
+/// spreadsheets). Shared with the web app's CSV export.
 pub fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
@@ -368,23 +370,133 @@ pub struct ImportedAccount {
     pub connections_to_relink: usize,
 }
 
+/// What an export zip may unpack to: the JSON of a large account (a few hundred bytes a transaction)
+/// and three CSV files; nothing compresses better than about 50:1 but a bomb.
+const EXPORT_LIMITS: magpie_import::archive::ZipLimits = magpie_import::archive::ZipLimits {
+    max_entries: 16,
+    max_entry_bytes: 256 << 20,
+    max_total_bytes: 256 << 20,
+    max_ratio: 100,
+};
+
+/// Read `magpie-export.json` from the zip, streaming it into the structs (the JSON text is never held
+/// whole), within [`EXPORT_LIMITS`].
 fn read_export(bytes: &[u8]) -> Result<Export> {
+    use magpie_import::archive::{SafeZip, ZipError};
     let bad = |m: String| AppError::field("file", m);
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| bad(format!("not a zip file: {e}")))?;
-    let mut file = archive.by_name(EXPORT_JSON).map_err(|_| bad(format!("the zip has no {EXPORT_JSON}")))?;
-    let mut json = Vec::new();
-    file.by_ref()
-        .take(512 * 1024 * 1024)
-        .read_to_end(&mut json)
-        .map_err(|e| bad(format!("cannot read {EXPORT_JSON}: {e}")))?;
-    let de = &mut serde_json::Deserializer::from_slice(&json);
-    let export: Export = serde_path_to_error::deserialize(de)
+    let mut archive = SafeZip::open(bytes, EXPORT_LIMITS).map_err(|e| match e {
+        ZipError::Unreadable(m) => bad(format!("not a zip file: {m}")),
+        e => bad(e.to_string()),
+    })?;
+    let mut parsed = None;
+    let outcome = archive.with_reader(EXPORT_JSON, |reader| {
+        let de = &mut serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+        parsed = Some(serde_path_to_error::deserialize::<_, Export>(de));
+        Ok(())
+    });
+    match outcome {
+        Err(ZipError::Missing(_)) => return Err(bad(format!("the zip has no {EXPORT_JSON}"))),
+        Err(e) => return Err(bad(format!("cannot read {EXPORT_JSON}: {e}"))),
+        Ok(()) => {}
+    }
+    let export = parsed
+        .expect("the reader ran")
         .map_err(|e| AppError::field(format!("{EXPORT_JSON}: {}", e.path()), e.inner().to_string()))?;
     if export.format != FORMAT || export.version != VERSION {
         return Err(bad(format!("not a magpie export of version {VERSION}")));
     }
     Ok(export)
+}
+
+/// Hold every field of an export to the rules the API applies to the same field, so that nothing
+/// reaches the database through an import that could not through the API (control characters,
+/// overlong text, broken rule patterns, out-of-range numbers). Errors name the element:
+/// `transactions[12].description`.
+fn check_export(export: &Export) -> Result<()> {
+    use magpie_domain::input;
+    let mut v = Validator::new();
+    for (i, t) in export.transactions.iter().enumerate() {
+        let at = |f: &str| format!("transactions[{i}].{f}");
+        match input::description(&t.description) {
+            Ok(d) if d == t.description => {}
+            Ok(_) => v.error(&at("description"), "description must be trimmed, with single spaces"),
+            Err(e) => v.error(&at("description"), e.to_string()),
+        }
+        if let Err(e) = input::check_date(t.date) {
+            v.error(&at("date"), e.to_string());
+        }
+        if let Err(e) = input::transaction_amount(t.amount) {
+            v.error(&at("amount"), e.to_string());
+        }
+    }
+    for (i, b) in export.budgets.iter().enumerate() {
+        if let Err(e) = input::name(&b.name) {
+            v.error(&format!("budgets[{i}].name"), e.to_string());
+        }
+        if b.period_start > b.period_end {
+            v.error(&format!("budgets[{i}].period_end"), "period_end must not be before period_start");
+        }
+        if let Err(e) = Allocations::new(b.allocations.clone()) {
+            v.error(&format!("budgets[{i}].allocations"), e.to_string());
+        }
+    }
+    for (i, g) in export.goals.iter().enumerate() {
+        if let Err(e) = input::name(&g.name) {
+            v.error(&format!("goals[{i}].name"), e.to_string());
+        }
+        if g.target_amount.is_zero() || input::transaction_amount(g.target_amount).is_err() {
+            v.error(
+                &format!("goals[{i}].target_amount"),
+                "target_amount must be more than 0 and at most 9999999999.99",
+            );
+        }
+        for (j, c) in g.contributions.iter().enumerate() {
+            let at = |f: &str| format!("goals[{i}].contributions[{j}].{f}");
+            if c.amount.is_zero() || input::transaction_amount(c.amount).is_err() {
+                v.error(&at("amount"), "amount must be more than 0 and at most 9999999999.99");
+            }
+            if let Err(e) = input::check_date(c.date) {
+                v.error(&at("date"), e.to_string());
+            }
+            if let Err(e) = input::note(c.note.as_deref()) {
+                v.error(&at("note"), e.to_string());
+            }
+        }
+    }
+    if export.rules.len() > crate::api::rules::MAX_RULES {
+        v.error("rules", format!("at most {} rules", crate::api::rules::MAX_RULES));
+    }
+    for (i, r) in export.rules.iter().enumerate() {
+        let mut rule = Validator::new();
+        crate::api::rules::check_fields(&mut rule, &rule_fields(r));
+        for e in rule.into_errors() {
+            v.error(&format!("rules[{i}].{}", e.field), e.message);
+        }
+    }
+    v.finish_at_most(50)
+}
+
+fn rule_fields(r: &ExportRule) -> magpie_db::rules::RuleFields {
+    magpie_db::rules::RuleFields {
+        name: r.name.clone(),
+        priority: r.priority,
+        match_kind: r.match_kind,
+        pattern: r.pattern.clone(),
+        min_amount: r.min_amount,
+        max_amount: r.max_amount,
+        kind: r.kind,
+        category: r.category.clone(),
+        enabled: r.enabled,
+    }
+}
+
+/// Whether the account holds anything an import would mix with.
+async fn has_data(conn: magpie_db::Conn<'_>, user: magpie_domain::UserId) -> Result<bool> {
+    let mut conn = conn;
+    Ok(tx_repo::ledger_stamp(conn.reborrow(), user).await?.0 > 0
+        || !magpie_db::budgets::list(conn.reborrow(), user).await?.is_empty()
+        || !magpie_db::goals::list(conn.reborrow(), user, None).await?.is_empty()
+        || !magpie_db::rules::list(conn, user).await?.is_empty())
 }
 
 /// Load an export (`GET /me/export`'s zip, as the raw body) into this account, which must hold no
@@ -406,18 +518,20 @@ pub async fn import_me(
     client: ClientInfo,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ImportedAccount>)> {
-    let export = tokio::task::spawn_blocking(move || read_export(&body))
+    let not_empty = || {
+        AppError::Conflict("This account already has data; an export is loaded into an empty account only.".to_owned())
+    };
+    // Checked before the zip is opened: an account that cannot take the import costs nothing to refuse.
+    if has_data(state.db.conn().await?.c(), user.id).await? {
+        return Err(not_empty());
+    }
+    let export = tokio::task::spawn_blocking(move || read_export(&body).and_then(|e| check_export(&e).map(|()| e)))
         .await
         .map_err(|e| anyhow::anyhow!("import stopped: {e}"))??;
     let mut tx = state.db.begin().await?;
-    let has_data = tx_repo::ledger_stamp(tx.c(), user.id).await?.0 > 0
-        || !magpie_db::budgets::list(tx.c(), user.id).await?.is_empty()
-        || !magpie_db::goals::list(tx.c(), user.id, None).await?.is_empty()
-        || !magpie_db::rules::list(tx.c(), user.id).await?.is_empty();
-    if has_data {
-        return Err(AppError::Conflict(
-            "This account already has data; an export is loaded into an empty account only.".to_owned(),
-        ));
+    // Again inside the transaction: something may have been added meanwhile.
+    if has_data(tx.c(), user.id).await? {
+        return Err(not_empty());
     }
     let rows: Vec<NewTransaction> = export
         .transactions
@@ -479,18 +593,7 @@ pub async fn import_me(
         magpie_db::goals::update(tx.c(), user.id, id, &patch).await?;
     }
     for r in &export.rules {
-        let f = magpie_db::rules::RuleFields {
-            name: r.name.clone(),
-            priority: r.priority,
-            match_kind: r.match_kind,
-            pattern: r.pattern.clone(),
-            min_amount: r.min_amount,
-            max_amount: r.max_amount,
-            kind: r.kind,
-            category: r.category.clone(),
-            enabled: r.enabled,
-        };
-        magpie_db::rules::create(tx.c(), user.id, &f).await?;
+        magpie_db::rules::create(tx.c(), user.id, &rule_fields(r)).await?;
     }
     tx.commit().await?;
     crate::ledger_cache::ledger_changed(&state, user.id);

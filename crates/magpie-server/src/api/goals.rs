@@ -139,12 +139,7 @@ pub struct UpdateGoalRequest {
 }
 
 fn check_name(v: &mut Validator, name: &str) -> Option<String> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > 100 {
-        v.error("name", "name must be 1 to 100 characters");
-        return None;
-    }
-    Some(n.to_owned())
+    v.check("name", magpie_domain::input::name(name))
 }
 
 fn parse_target(v: &mut Validator, value: &serde_json::Value) -> Option<Money> {
@@ -424,15 +419,12 @@ pub async fn add_contribution(
         Some(d) => v.check("date", input::transaction_date(d)),
         None => Some(today()),
     };
-    let note = req.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    if note.is_some_and(|n| n.chars().count() > 200 || n.contains('\0')) {
-        v.error("note", "note must be at most 200 characters");
-    }
+    let note = v.check("note", input::note(req.note.as_deref())).flatten();
     v.finish()?;
     let (Some(amount), Some(date)) = (amount, date) else { unreachable!("validated") };
     let mut tx = state.db.begin().await?;
     let goal = repo::lock(tx.c(), user.id, id).await?.ok_or(AppError::NotFound)?;
-    let contribution = repo::add_contribution(tx.c(), user.id, id, amount, date, note).await?;
+    let contribution = repo::add_contribution(tx.c(), user.id, id, amount, date, note.as_deref()).await?;
     let goal = repo::recompute(tx.c(), &goal).await?;
     tx.commit().await?;
     let goal = describe(&state, goal, today()).await?;

@@ -113,17 +113,22 @@ pub async fn update_me(
     Ok(Json(updated.into()))
 }
 
-/// Check the account's password for a sensitive change; failures count towards sign-in throttling.
-async fn confirm_password(state: &AppState, me: &users::User, password: &str, client: &ClientInfo) -> Result<()> {
+/// Check the account's password for a sensitive change; attempts are throttled like sign-ins.
+pub(crate) async fn confirm_password(
+    state: &AppState,
+    me: &users::User,
+    password: &str,
+    client: &ClientInfo,
+) -> Result<()> {
     let keys = throttle::Keys::new(me.email.as_str(), client.ip.as_deref());
     let mut conn = state.db.conn().await?;
-    throttle::check(conn.c(), &state.config, &keys).await?;
+    let attempt = throttle::reserve(conn.c(), &state.config, &keys).await?;
     drop(conn);
     if state.passwords.verify(password, Some(&me.password_hash)).await? {
+        let mut conn = state.db.conn().await?;
+        throttle::succeeded(conn.c(), attempt, &keys).await?;
         return Ok(());
     }
-    let mut conn = state.db.conn().await?;
-    throttle::record_failure(conn.c(), &state.config, &keys).await?;
     Err(AppError::field("current_password", "the password is wrong"))
 }
 
@@ -137,11 +142,21 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-/// Change the password. Every other session is signed out; this one stays.
+/// What a password change ended.
+#[derive(Serialize, ToSchema)]
+pub struct PasswordChanged {
+    /// Other sessions signed out (this one stays).
+    pub other_sessions_revoked: u64,
+    /// Personal access tokens revoked: scripts need a new one.
+    pub personal_tokens_revoked: u64,
+}
+
+/// Change the password. Every other session is signed out (this one stays) and every personal access
+/// token is revoked: whoever knew the old password may have made one.
 #[utoipa::path(
     post, path = "/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePasswordRequest,
     responses(
-        (status = 204, description = "Changed"),
+        (status = 200, description = "Changed", body = PasswordChanged),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     )
@@ -151,7 +166,7 @@ pub async fn change_password(
     user: AuthUser,
     client: ClientInfo,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
-) -> Result<StatusCode> {
+) -> Result<Json<PasswordChanged>> {
     let session = user.require_session()?;
     let mut v = Validator::new();
     let new_password = v.check("new_password", NewPassword::parse(&req.new_password));
@@ -162,20 +177,22 @@ pub async fn change_password(
     drop(conn);
     confirm_password(&state, &me, &req.current_password, &client).await?;
     let hash = state.passwords.hash(&new_password).await?;
+    let now = Timestamp::now();
     let mut tx = state.db.begin().await?;
     users::update_password_hash(tx.c(), user.id, &hash).await?;
-    let revoked = auth::revoke_sessions_except(tx.c(), user.id, Some(session), Timestamp::now()).await?;
+    let revoked = auth::revoke_sessions_except(tx.c(), user.id, Some(session), now).await?;
+    let tokens = auth::revoke_personal_tokens(tx.c(), user.id, now).await?;
     tx.commit().await?;
-    tracing::info!(user.id = %user.id, other_sessions_revoked = revoked, "password changed");
+    tracing::info!(user.id = %user.id, other_sessions_revoked = revoked, personal_tokens_revoked = tokens, "password changed");
     crate::audit::record(
         &state,
         user.id,
         "password_changed",
         &client,
-        serde_json::json!({"other_sessions_revoked": revoked}),
+        serde_json::json!({"other_sessions_revoked": revoked, "personal_tokens_revoked": tokens}),
     )
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(PasswordChanged { other_sessions_revoked: revoked, personal_tokens_revoked: tokens }))
 }
 
 /// Password confirmation.
@@ -211,6 +228,11 @@ pub async fn delete_me(
     })?;
     let mut conn = state.db.conn().await?;
     users::delete(conn.c(), user.id).await?;
+    drop(conn);
+    // After the rows: a failure here leaves files nobody can reach, never an account without its models.
+    if let Err(e) = state.ml.forget_user(user.id).await {
+        tracing::error!(user.id = %user.id, error = %format!("{e:#}"), "cannot delete the model files of a deleted account");
+    }
     tracing::info!(target: "audit", user_id = %user.id, kind = "account_deleted", ip = client.ip.as_deref().unwrap_or(""), "audit");
     tracing::info!(user.id = %user.id, "account deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -16,6 +16,7 @@ pub mod models;
 pub mod reports;
 pub mod rules;
 pub mod system;
+pub mod totp;
 pub mod transactions;
 pub mod webhooks;
 
@@ -85,6 +86,7 @@ fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
         .merge(me::router())
+        .merge(totp::router())
         .merge(export::router())
         .merge(audit::router())
         .merge(transactions::router())

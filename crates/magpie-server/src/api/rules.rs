@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Most rules one user may have (each runs on every categorized row).
-const MAX_RULES: usize = 500;
+pub(crate) const MAX_RULES: usize = 500;
 
 /// A rule as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -154,10 +154,9 @@ fn parse_money(v: &serde_json::Value) -> std::result::Result<Money, magpie_domai
 }
 
 /// Check a rule's fields as a whole (after a patch is applied), reporting every problem.
-fn check_fields(v: &mut Validator, f: &RuleFields) {
-    let name_len = f.name.chars().count();
-    if f.name.trim().is_empty() || name_len > 100 {
-        v.error("name", "name must be 1 to 100 characters");
+pub(crate) fn check_fields(v: &mut Validator, f: &RuleFields) {
+    if let Err(e) = magpie_domain::input::name(&f.name) {
+        v.error("name", e.to_string());
     }
     let pattern_len = f.pattern.chars().count();
     if f.pattern.trim().is_empty() || pattern_len > MAX_PATTERN_CHARS {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -57,12 +57,34 @@ pub async fn get_readyz(State(state): State<AppState>) -> Result<axum::Json<Heal
 }
 
 /// Prometheus metrics: HTTP requests and latency by route and status, database pool occupancy and
-/// connection wait times.
+/// connection wait times. Off unless `metrics_enabled`; with `metrics_token` set, it needs
+/// `Authorization: Bearer <metrics_token>` (the figures tell how busy the server is and how many
+/// people use it).
 #[utoipa::path(
     get, path = "/metrics", tag = "system",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "The metrics token is missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Metrics are off", body = Problem, content_type = "application/problem+json"),
+    )
 )]
-pub async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse> {
+    if !state.config.metrics_enabled {
+        return Err(AppError::NotFound);
+    }
+    if let Some(token) = &state.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let expected = token.expose().as_bytes();
+        let same =
+            given.len() == expected.len() && given.bytes().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if !same {
+            return Err(AppError::Unauthorized("Send the metrics token as `Authorization: Bearer <token>`.".into()));
+        }
+    }
     let pool = state.db.pool_stats();
     metrics::gauge!("magpie_db_pool_connections", "state" => "in_use")
         .set(f64::from(pool.size.saturating_sub(pool.idle)));
@@ -72,7 +94,7 @@ pub async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Err(e) = database_gauges(&state).await {
         tracing::warn!(error = %e, "metrics: the database gauges could not be read");
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()))
 }
 
 async fn database_gauges(state: &AppState) -> Result<(), magpie_db::DbError> {

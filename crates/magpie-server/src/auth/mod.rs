@@ -6,5 +6,6 @@ pub mod jwt;
 pub mod password;
 pub mod throttle;
 pub mod token;
+pub mod totp;
 
 pub use extract::{AuthUser, Via};

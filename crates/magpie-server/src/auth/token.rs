@@ -10,6 +10,10 @@ use sha2::{Digest, Sha256};
 pub const PAT_PREFIX: &str = "mgp_pat_";
 /// Prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "mgp_rt_";
+/// Prefix of invitation codes.
+pub const INVITE_PREFIX: &str = "mgp_inv_";
+/// Prefix of second-factor challenges handed out by a password sign-in.
+pub const CHALLENGE_PREFIX: &str = "mgp_mfa_";
 
 /// `prefix` + 32 random bytes in URL-safe base64.
 pub fn generate(prefix: &str) -> String {

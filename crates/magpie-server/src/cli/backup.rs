@@ -54,7 +54,7 @@ pub async fn backup(config: Config, args: BackupArgs) -> anyhow::Result<()> {
                 // Written to a temporary name and renamed when complete: a half-written backup never
                 // looks like a backup.
                 let partial = args.file.with_extension("partial");
-                let file = std::fs::File::create(&partial)?;
+                let file = crate::files::create_private(&partial)?;
                 let mut out = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::default());
                 let counts = magpie_db::backup::pg_dump(&db, &mut out).await;
                 let counts = match counts {

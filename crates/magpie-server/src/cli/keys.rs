@@ -94,7 +94,7 @@ async fn rotate(config: Config, args: RotateArgs) -> anyhow::Result<()> {
     let report = reseal_all(&db, &keyring).await;
     db.close().await;
     let (resealed, already) = report?;
-    println!("re-sealed {resealed} bank tokens under key {current} ({already} already were)");
+    println!("re-sealed {resealed} bank tokens and two-factor seeds under key {current} ({already} already were)");
     if args.retire_old && config.encryption_key.is_none() && path.exists() {
         let keys = std::fs::read_to_string(&path)?;
         let first = keys.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or_default();
@@ -120,6 +120,20 @@ pub async fn reseal_all(db: &magpie_db::Db, keyring: &Keyring) -> anyhow::Result
             .map_err(|e| anyhow::anyhow!("connection {connection}: {e}; nothing was changed"))?;
         let fresh = keyring.seal(secret.expose(), connection, user)?;
         magpie_db::connections::replace_token(tx.c(), connection, &sealed, &fresh).await?;
+        resealed += 1;
+    }
+    // Two-factor seeds are sealed with the same keys: they move too, or retiring the old key would
+    // lock their owners out.
+    for (user, sealed) in magpie_db::security::all_totp_secrets(tx.c()).await? {
+        if Keyring::key_id_of_sealed(&sealed) == Some(current.as_str()) {
+            already += 1;
+            continue;
+        }
+        let seed = keyring
+            .open_totp(&sealed, user)
+            .map_err(|e| anyhow::anyhow!("the two-factor seed of user {user}: {e}; nothing was changed"))?;
+        let fresh = keyring.seal_totp(&seed, user)?;
+        magpie_db::security::replace_totp_secret(tx.c(), user, &sealed, &fresh).await?;
         resealed += 1;
     }
     tx.commit().await?;

@@ -27,6 +27,7 @@ pub fn run(args: &ParseArgs) -> anyhow::Result<()> {
     let options = Options {
         format: if args.format == "auto" { None } else { Format::from_name(&args.format) },
         csv: magpie_import::csv::CsvOptions { preset: args.preset.clone(), ..Default::default() },
+        ..Options::default()
     };
     let name = args.file.file_name().and_then(|n| n.to_str());
     let parsed =

@@ -17,8 +17,21 @@ pub enum UserCommand {
     Create(CreateArgs),
     /// List accounts: id, email, name, creation time.
     List,
-    /// Delete an account and, by cascade, all of its data.
+    /// Delete an account and, by cascade, all of its data (model files included).
     Delete(DeleteArgs),
+    /// Create an invitation code for `registration = "invite"` (printed once).
+    Invite(InviteArgs),
+}
+
+/// `magpie user invite` flags.
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// Only this email may use it.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Days until it expires.
+    #[arg(long, default_value_t = 7)]
+    pub days: i64,
 }
 
 /// `magpie user create` flags.
@@ -49,7 +62,8 @@ pub async fn run(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
     let result = match cmd {
         UserCommand::Create(args) => create(&config, &db, args).await,
         UserCommand::List => list(&db).await,
-        UserCommand::Delete(args) => delete(&db, args).await,
+        UserCommand::Delete(args) => delete(&config, &db, args).await,
+        UserCommand::Invite(args) => invite(&db, args).await,
     };
     db.close().await;
     result
@@ -96,13 +110,35 @@ async fn list(db: &magpie_db::Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn delete(db: &magpie_db::Db, args: DeleteArgs) -> anyhow::Result<()> {
+async fn delete(config: &Config, db: &magpie_db::Db, args: DeleteArgs) -> anyhow::Result<()> {
     let email = Email::parse(&args.email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
     let mut conn = db.conn().await?;
     let user = users::find_by_email(conn.c(), &email)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no account with email {email}"))?;
     users::delete(conn.c(), user.id).await?;
-    println!("deleted {} {}", user.id, user.email);
+    let files = crate::ml::Ml::new(config)?.forget_user(user.id).await?;
+    println!("deleted {} {} ({files} model files)", user.id, user.email);
+    Ok(())
+}
+
+async fn invite(db: &magpie_db::Db, args: InviteArgs) -> anyhow::Result<()> {
+    let email = args.email.as_deref().map(Email::parse).transpose().map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    anyhow::ensure!((1..=365).contains(&args.days), "--days must be between 1 and 365");
+    let code = crate::auth::token::generate(crate::auth::token::INVITE_PREFIX);
+    let expires = magpie_domain::Timestamp::from_datetime(chrono::Utc::now() + chrono::TimeDelta::days(args.days));
+    let mut conn = db.conn().await?;
+    magpie_db::security::create_invite(
+        conn.c(),
+        &crate::auth::token::hash(&code),
+        email.as_ref().map(|e| e.as_str()),
+        expires,
+    )
+    .await?;
+    println!("{code}");
+    eprintln!(
+        "invitation valid until {expires}{}; sign up with it as invite_code (shown once, stored only as a hash)",
+        email.map(|e| format!(" for {e}")).unwrap_or_default()
+    );
     Ok(())
 }

@@ -95,3 +95,37 @@ pub fn panic_to_problem(err: Box<dyn std::any::Any + Send + 'static>) -> Respons
         .unwrap_or_else(|| "unknown panic".to_owned());
     AppError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
 }
+
+/// Routes that take an uploaded file and parse or unpack it: at most [`UPLOAD_SLOTS`] of them run at a
+/// time in a process, the others wait (within the request timeout) before their body is read. Parsing
+/// a large statement or an export takes memory in proportion to the file; this bounds the sum.
+const UPLOAD_ROUTES: [&str; 3] = ["/api/v1/imports", "/api/v1/me/import", "/import"];
+/// Uploads parsed at once per process (the machine this is sized for has two cores).
+pub const UPLOAD_SLOTS: usize = 2;
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(UPLOAD_SLOTS);
+
+/// Middleware: hold each upload until a slot is free (see [`UPLOAD_ROUTES`]).
+pub async fn limit_uploads(req: Request, next: Next) -> Response {
+    let is_upload = req.method() == Method::POST
+        && req.extensions().get::<MatchedPath>().is_some_and(|p| UPLOAD_ROUTES.contains(&p.as_str()));
+    if !is_upload {
+        return next.run(req).await;
+    }
+    let Ok(_slot) = UPLOADS.acquire().await else {
+        return AppError::Unavailable("the server is shutting down".to_owned()).into_response();
+    };
+    next.run(req).await
+}
+
+/// Middleware: API answers are never cached by a browser or proxy (they hold a person's finances) and
+/// are never sniffed into another media type.
+pub async fn api_headers(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if api && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}

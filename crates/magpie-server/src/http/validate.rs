@@ -37,6 +37,21 @@ impl Validator {
     pub fn finish(self) -> Result<(), AppError> {
         if self.errors.is_empty() { Ok(()) } else { Err(AppError::fields(self.errors)) }
     }
+
+    /// [`Validator::finish`] listing at most `max` failures (a file can have thousands of bad rows).
+    pub fn finish_at_most(mut self, max: usize) -> Result<(), AppError> {
+        let total = self.errors.len();
+        if total > max {
+            self.errors.truncate(max);
+            self.errors.push(FieldError::new("*", format!("{} more errors not listed", total - max)));
+        }
+        self.finish()
+    }
+
+    /// The failures recorded so far.
+    pub fn into_errors(self) -> Vec<FieldError> {
+        self.errors
+    }
 }
 
 /// For PATCH bodies: distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).

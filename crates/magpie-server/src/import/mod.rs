@@ -258,6 +258,16 @@ impl<'a> Reader<'a> {
         request: &ImportRequest,
         holder: &'a mut Option<std::borrow::Cow<'a, str>>,
     ) -> Result<Reader<'a>, ImportError> {
+        Self::open_with(bytes, request, holder, &magpie_import::Cancel::default())
+    }
+
+    /// [`Reader::open`], with the parse of a whole-file format stopping when `cancel` is set.
+    pub fn open_with(
+        bytes: &'a [u8],
+        request: &ImportRequest,
+        holder: &'a mut Option<std::borrow::Cow<'a, str>>,
+        cancel: &magpie_import::Cancel,
+    ) -> Result<Reader<'a>, ImportError> {
         if bytes.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
             return Err(ParseError::Empty("the file has no content".into()).into());
         }
@@ -273,7 +283,8 @@ impl<'a> Reader<'a> {
             let layout = csv_import::detect_layout(text, &request.csv)?;
             (RowSource::Csv(Box::new(csv_import::Rows::new(text, layout.clone()))), encoding.to_owned(), Some(layout))
         } else {
-            let options = magpie_import::Options { format: Some(format), csv: request.csv.clone() };
+            let options =
+                magpie_import::Options { format: Some(format), csv: request.csv.clone(), cancel: cancel.clone() };
             let parsed = magpie_import::parse(bytes, &options, request.filename.as_deref())?;
             for Warning { line, message } in &parsed.warnings {
                 tally.warnings.push(RowError { line: *line, message: message.clone() });
@@ -406,9 +417,10 @@ fn read_file(
     request: &ImportRequest,
     categorizing: Option<Arc<crate::ml::Categorizing>>,
     out: &tokio::sync::mpsc::Sender<Result<Read, ImportError>>,
+    cancel: &magpie_import::Cancel,
 ) {
     let mut holder = None;
-    let mut reader = match Reader::open(bytes, request, &mut holder) {
+    let mut reader = match Reader::open_with(bytes, request, &mut holder, cancel) {
         Ok(r) => r,
         Err(e) => {
             let _ = out.blocking_send(Err(e));
@@ -446,10 +458,21 @@ fn reader_gone() -> ImportError {
     ImportError::Parse(ParseError::Unrecognized("the file reader stopped unexpectedly".into()))
 }
 
+/// Sets a [`magpie_import::Cancel`] when dropped: the reading thread of an import whose request is gone
+/// (timed out, client disconnected) stops instead of parsing on for nobody.
+struct CancelOnDrop(magpie_import::Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 /// Run an import (or its preview). `progress` is called with the number of rows read so far.
 ///
 /// The file is read on a blocking thread while this task checks and writes the previous chunk, so
 /// parsing overlaps the database's work (on PostgreSQL, another process; on SQLite, another thread).
+/// When this future is dropped before it finishes, the reading thread stops at its next check.
 pub async fn run(
     db: &Db,
     ml: &crate::ml::Ml,
@@ -464,7 +487,10 @@ pub async fn run(
     };
     let (sender, mut chunks) = tokio::sync::mpsc::channel(2);
     let thread_request = request.clone();
-    let reading = tokio::task::spawn_blocking(move || read_file(&bytes, &thread_request, Some(categorizing), &sender));
+    let cancel = magpie_import::Cancel::default();
+    let _stop_reader = CancelOnDrop(cancel.clone());
+    let reading =
+        tokio::task::spawn_blocking(move || read_file(&bytes, &thread_request, Some(categorizing), &sender, &cancel));
     let result = import_chunks(db, user, request, &mut chunks, &mut progress).await;
     // On failure, dropping the receiver stops the reader at its next chunk.
     drop(chunks);

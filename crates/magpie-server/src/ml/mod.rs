@@ -67,6 +67,17 @@ impl Ml {
         })
     }
 
+    /// Delete every model file of `user` (categorization and forecasting models): when an account is
+    /// deleted its rows go by cascade, and its files must go too (a forecast model holds the person's
+    /// monthly spending per category). Returns how many files went.
+    pub async fn forget_user(&self, user: UserId) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for prefix in ["categorization", "prediction"] {
+            n += self.store.delete_prefix(&format!("{prefix}/{user}")).await?;
+        }
+        Ok(n)
+    }
+
     /// A registered model, from the cache or the store.
     pub async fn load(&self, model: &MlModel) -> anyhow::Result<Arc<Categorizer>> {
         if let Some(hit) = self.cached(model.id) {

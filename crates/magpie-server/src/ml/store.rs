@@ -27,7 +27,9 @@ impl ModelStore {
             return Self::open_s3(rest, spec);
         }
         let dir = spec.strip_prefix("file://").unwrap_or(spec);
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create the model folder {dir}: {e}"))?;
+        // Model files hold what people spend on what: the folder is the owner's alone.
+        crate::files::private_dir(std::path::Path::new(dir))
+            .map_err(|e| anyhow::anyhow!("cannot create the model folder {dir}: {e}"))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| anyhow::anyhow!("cannot open the model folder {dir}: {e}"))?;
         Ok(ModelStore { inner: Arc::new(store), location: dir.to_owned() })
@@ -68,6 +70,22 @@ impl ModelStore {
             .map_err(|e| anyhow::anyhow!("cannot read model file {path}: {e}"))?;
         let bytes = got.bytes().await.map_err(|e| anyhow::anyhow!("cannot read model file {path}: {e}"))?;
         Ok(bytes.to_vec())
+    }
+
+    /// Remove every file under `prefix` (a folder such as `prediction/<user>`); returns how many.
+    pub async fn delete_prefix(&self, prefix: &str) -> anyhow::Result<usize> {
+        use futures_util::TryStreamExt;
+        let prefix = ObjectPath::from(prefix);
+        let files: Vec<object_store::ObjectMeta> = self
+            .inner
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot list model files under {prefix}: {e}"))?;
+        for f in &files {
+            self.delete(f.location.as_ref()).await?;
+        }
+        Ok(files.len())
     }
 
     /// Remove a file (a missing one is not an error).

@@ -133,13 +133,22 @@ pub fn csrf_for_pre(key: &CookieKey, pre: &str) -> String {
     key.sign("csrf-pre", pre)
 }
 
-/// Whether `token` is a valid CSRF token for the cookies of this request.
+/// The CSRF token for a form shown before sign-in: the session's when the browser still carries a
+/// session cookie (which [`csrf_ok`] then requires), else the pre-sign-in cookie's.
+pub fn csrf_before_sign_in(key: &CookieKey, headers: &HeaderMap, pre: &str) -> String {
+    match cookie(headers, SESSION_COOKIE).and_then(|v| parse_session_cookie(key, v)) {
+        Some((_, session)) => csrf_for_session(key, session),
+        None => csrf_for_pre(key, pre),
+    }
+}
+
+/// Whether `token` is a valid CSRF token for the cookies of this request. Once signed in (a session
+/// cookie with a valid MAC), only the session's token is accepted: the pre-sign-in token is bound to a
+/// cookie a sibling site could plant, so it only ever opens the sign-in and sign-up forms.
 pub fn csrf_ok(state: &AppState, headers: &HeaderMap, token: &str) -> bool {
     let key = &state.cookie_key;
-    if let Some((_, session)) = cookie(headers, SESSION_COOKIE).and_then(|v| parse_session_cookie(key, v))
-        && constant_eq(&csrf_for_session(key, session), token)
-    {
-        return true;
+    if let Some((_, session)) = cookie(headers, SESSION_COOKIE).and_then(|v| parse_session_cookie(key, v)) {
+        return constant_eq(&csrf_for_session(key, session), token);
     }
     cookie(headers, PRE_COOKIE).is_some_and(|pre| !pre.is_empty() && constant_eq(&csrf_for_pre(key, pre), token))
 }

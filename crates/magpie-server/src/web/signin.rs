@@ -9,7 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use crate::api::auth::{LoginRequest, RegisterRequest, create_session, create_user};
+use crate::api::auth::{
+    LoginRequest, RegisterRequest, SecondFactorRequest, SignInResponse, TokenResponse, complete_second_factor,
+    create_session, create_user,
+};
 use crate::app::AppState;
 use crate::auth::extract::ClientInfo;
 use crate::error::AppError;
@@ -20,6 +23,7 @@ use crate::web::{Empty, Layout, WebError, WebForm, back_with_error, filled, page
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/signin", get(show_signin).post(submit_signin))
+        .route("/signin/second-factor", post(submit_second_factor))
         .route("/signup", get(show_signup).post(submit_signup))
         .route("/signout", post(submit_signout))
 }
@@ -30,6 +34,24 @@ struct SigninPage {
     l: Layout,
     signup: bool,
     next: String,
+    /// `next`, URL-encoded for links.
+    next_q: String,
+    /// Email and password sign-in (off in OpenID-Connect-only mode).
+    password: bool,
+    /// Sign-up is possible (`Some(true)` when it needs an invitation code).
+    registration: Option<bool>,
+    /// Passkeys are offered.
+    passkeys: bool,
+    /// The OpenID Connect button's label.
+    oidc: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+struct SecondFactorPage {
+    l: Layout,
+    next: String,
+    challenge: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -38,14 +60,18 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-/// `next` only when it is a path of this site (no open redirect).
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with("/signout") => {
-            n.to_owned()
-        }
-        _ => "/".to_owned(),
-    }
+/// `next` only when it is a path of this site (no open redirect). Browsers drop tabs and line breaks
+/// from a URL and read `\` as `/`, so `/\t/evil.example` becomes `//evil.example`: any control
+/// character, backslash or second leading slash (after such cleaning) sends people home instead.
+pub fn safe_next(next: Option<&str>) -> String {
+    let Some(n) = next else { return "/".to_owned() };
+    let cleaned: String = n.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
+    let ok = cleaned.starts_with('/')
+        && !cleaned[1..].starts_with(['/', '\\'])
+        && !n.chars().any(|c| c.is_control() || c == '\\')
+        && !cleaned.starts_with("/signout")
+        && cleaned.len() <= 2000;
+    if ok { cleaned } else { "/".to_owned() }
 }
 
 async fn show_form(state: &AppState, headers: &HeaderMap, signup: bool, next: Option<&str>) -> Response {
@@ -53,9 +79,25 @@ async fn show_form(state: &AppState, headers: &HeaderMap, signup: bool, next: Op
     let existing = session::cookie(headers, PRE_COOKIE).filter(|v| v.len() >= 20 && v.len() <= 100).map(str::to_owned);
     let pre = existing.clone().unwrap_or_else(|| crate::auth::token::generate(""));
     let title = if signup { "Create your account" } else { "Sign in" };
-    let csrf = session::csrf_for_pre(&state.cookie_key, &pre);
+    let csrf = session::csrf_before_sign_in(&state.cookie_key, headers, &pre);
     let shown = flash.is_some();
-    let mut res = page(&SigninPage { l: Layout::public(title, csrf, flash), signup, next: safe_next(next) }, shown);
+    let c = &state.config;
+    let registration = match (c.oidc_only, c.registration) {
+        (true, _) | (_, crate::config::Registration::Closed) => None,
+        (_, crate::config::Registration::Open) => Some(false),
+        (_, crate::config::Registration::Invite) => Some(true),
+    };
+    let template = SigninPage {
+        l: Layout::public(title, csrf, flash),
+        signup,
+        next: safe_next(next),
+        next_q: super::format::urlencode(&safe_next(next)),
+        password: !c.oidc_only,
+        registration,
+        passkeys: c.public_url.is_some(),
+        oidc: c.oidc_issuer.as_ref().map(|_| c.oidc_button_label.clone()),
+    };
+    let mut res = page(&template, shown);
     if existing.is_none()
         && let Ok(v) =
             HeaderValue::from_str(&session::set_cookie(PRE_COOKIE, &pre, None, session::is_secure(state, headers)))
@@ -81,15 +123,8 @@ pub struct SigninForm {
     next: Option<String>,
 }
 
-/// Sign in through the API handler, then set the session cookie.
-async fn start(
-    state: &AppState,
-    headers: &HeaderMap,
-    client: ClientInfo,
-    email: String,
-    password: String,
-) -> Result<String, AppError> {
-    let tokens = create_session(State(state.clone()), client, ApiJson(LoginRequest { email, password })).await?;
+/// The session cookie for tokens a sign-in issued.
+pub fn session_cookie(state: &AppState, headers: &HeaderMap, tokens: &TokenResponse) -> Result<String, AppError> {
     let claims = state
         .jwt
         .verify(&tokens.access_token, chrono::Utc::now().timestamp())
@@ -99,12 +134,37 @@ async fn start(
     Ok(session::set_cookie(SESSION_COOKIE, &value, Some(max_age), session::is_secure(state, headers)))
 }
 
-fn signed_in(cookie: String, next: &str) -> Response {
+/// Signed in: the session cookie, then `next`. The pre-sign-in cookie is dropped: from now on forms
+/// carry the session's CSRF token only.
+pub fn signed_in(cookie: String, next: &str, state: &AppState, headers: &HeaderMap) -> Response {
     let mut res = redirect(next);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
+    if let Ok(v) =
+        HeaderValue::from_str(&session::set_cookie(PRE_COOKIE, "", Some(0), session::is_secure(state, headers)))
+    {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
     res
+}
+
+/// The page asking for the second factor (rendered, never redirected to: the challenge token must not
+/// go into a URL), with `error` when a code was wrong.
+fn second_factor_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    challenge: String,
+    next: &str,
+    error: Option<String>,
+) -> Response {
+    let pre = session::cookie(headers, PRE_COOKIE).unwrap_or_default();
+    let csrf = session::csrf_before_sign_in(&state.cookie_key, headers, pre);
+    let flash = error.map(|e| Flash::error(e, Vec::new()));
+    page(
+        &SecondFactorPage { l: Layout::public("Two-step sign-in", csrf, flash), next: next.to_owned(), challenge },
+        false,
+    )
 }
 
 async fn submit_signin(
@@ -114,9 +174,53 @@ async fn submit_signin(
     WebForm(form): WebForm<SigninForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
-    match start(&state, &headers, client, form.email, form.password).await {
-        Ok(cookie) => signed_in(cookie, &next),
-        Err(e) => back_with_error(&state, e, &format!("/signin?next={}", super::format::urlencode(&next))),
+    let back = format!("/signin?next={}", super::format::urlencode(&next));
+    let login = LoginRequest { email: form.email, password: form.password };
+    match create_session(State(state.clone()), client, ApiJson(login)).await {
+        Ok(axum::Json(SignInResponse::Tokens(tokens))) => match session_cookie(&state, &headers, &tokens) {
+            Ok(cookie) => signed_in(cookie, &next, &state, &headers),
+            Err(e) => back_with_error(&state, e, &back),
+        },
+        Ok(axum::Json(SignInResponse::SecondFactor(c))) => {
+            second_factor_page(&state, &headers, c.challenge_token, &next, None)
+        }
+        Err(e) => back_with_error(&state, e, &back),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SecondFactorForm {
+    challenge: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    recovery_code: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn submit_second_factor(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: ClientInfo,
+    WebForm(form): WebForm<SecondFactorForm>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let req = SecondFactorRequest {
+        challenge_token: form.challenge.clone(),
+        code: filled(&form.code),
+        recovery_code: filled(&form.recovery_code),
+    };
+    match complete_second_factor(State(state.clone()), client, ApiJson(req)).await {
+        Ok(axum::Json(tokens)) => match session_cookie(&state, &headers, &tokens) {
+            Ok(cookie) => signed_in(cookie, &next, &state, &headers),
+            Err(e) => back_with_error(&state, e, "/signin"),
+        },
+        // A wrong code: ask again on the same challenge (it allows a few tries).
+        Err(AppError::Unauthorized(detail)) if detail.starts_with("The code") => {
+            second_factor_page(&state, &headers, form.challenge, &next, Some(detail))
+        }
+        Err(e) => back_with_error(&state, e, "/signin"),
     }
 }
 
@@ -128,6 +232,8 @@ pub struct SignupForm {
     first_name: String,
     #[serde(default)]
     last_name: String,
+    #[serde(default)]
+    invite_code: String,
 }
 
 async fn submit_signup(
@@ -141,12 +247,20 @@ async fn submit_signup(
         password: form.password.clone(),
         first_name: filled(&form.first_name),
         last_name: filled(&form.last_name),
+        invite_code: filled(&form.invite_code),
     };
-    if let Err(e) = create_user(State(state.clone()), ApiJson(req)).await {
+    if let Err(e) = create_user(State(state.clone()), client.clone(), ApiJson(req)).await {
         return back_with_error(&state, e, "/signup");
     }
-    match start(&state, &headers, client, form.email, form.password).await {
-        Ok(cookie) => signed_in(cookie, "/"),
+    let login = LoginRequest { email: form.email, password: form.password };
+    match create_session(State(state.clone()), client, ApiJson(login)).await {
+        Ok(axum::Json(SignInResponse::Tokens(tokens))) => match session_cookie(&state, &headers, &tokens) {
+            Ok(cookie) => signed_in(cookie, "/", &state, &headers),
+            Err(e) => back_with_error(&state, e, "/signin"),
+        },
+        Ok(axum::Json(SignInResponse::SecondFactor(c))) => {
+            second_factor_page(&state, &headers, c.challenge_token, "/", None)
+        }
         Err(e) => back_with_error(&state, e, "/signin"),
     }
 }

@@ -74,7 +74,7 @@ impl Server {
     }
 
     /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `RssAnon`, `RssFile`).
-    fn status_kib(&self, field: &str) -> u64 {
+    pub(crate) fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status
             .lines()
@@ -85,6 +85,11 @@ impl Server {
             .trim()
             .parse()
             .unwrap()
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The base URL.

@@ -185,7 +185,7 @@ app_test!(sensitive_actions_are_in_the_users_audit_log_and_nobody_elses, |app| {
             Some(&json!({"current_password": user.password, "new_password": "a new long password"})),
         )
         .await;
-    assert_eq!(res.status, 204);
+    assert_eq!(res.status, 200);
     let res = app.authed(Method::POST, "/api/v1/auth/logout-all", &user.access, None).await;
     assert_eq!(res.status, 204);
     let again = app.login(&user.email, "a new long password").await;

@@ -22,6 +22,9 @@ pub struct TestApp {
     pub bank: magpie_sandbox::Running,
 }
 
+/// The key tests sign access tokens and cookies with.
+pub const TEST_AUTH_SECRET: &str = "test-signing-key-0123456789abcdef0123456789";
+
 /// The key tests seal bank tokens with.
 pub const TEST_ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
@@ -88,6 +91,8 @@ pub fn test_config() -> Config {
         bcrypt_cost: 4,
         jobs_worker: false,
         encryption_key: Some(Secret::new(TEST_ENCRYPTION_KEY.into())),
+        auth_secret: Some(Secret::new(TEST_AUTH_SECRET.into())),
+        metrics_enabled: true,
         ..Config::default()
     }
 }
@@ -101,6 +106,16 @@ impl TestApp {
     /// Over a fresh PostgreSQL schema, when `MAGPIE_TEST_DATABASE_URL` is set.
     pub async fn postgres() -> Option<TestApp> {
         Some(Self::with(TestDb::postgres().await?, test_config()).await)
+    }
+
+    /// Over a fresh SQLite database, with a configuration of its own.
+    pub async fn sqlite_with(config: Config) -> TestApp {
+        Self::with(TestDb::sqlite().await, config).await
+    }
+
+    /// Over a fresh PostgreSQL schema with a configuration of its own, when configured.
+    pub async fn postgres_with(config: Config) -> Option<TestApp> {
+        Some(Self::with(TestDb::postgres().await?, config).await)
     }
 
     /// Over a given database and configuration (its model store is a folder of the app's own).
@@ -225,9 +240,30 @@ impl TestApp {
 }
 
 /// Declares one async test run against a SQLite app and, when configured, a PostgreSQL app:
-/// `app_test!(name, |app| { ... })` with `app: &TestApp`.
+/// `app_test!(name, |app| { ... })` with `app: &TestApp`, or `app_test!(name, config = expr, |app| ...)`
+/// with a configuration of its own.
 #[macro_export]
 macro_rules! app_test {
+    ($name:ident, config = $config:expr, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let owned = $crate::support::TestApp::sqlite_with($config).await;
+                let $app: &$crate::support::TestApp = &owned;
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(owned) = $crate::support::TestApp::postgres_with($config).await else { return };
+                let $app: &$crate::support::TestApp = &owned;
+                $body
+            }
+        }
+    };
     ($name:ident, |$app:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]

@@ -31,13 +31,22 @@ pub(crate) async fn connect(app: &TestApp, user: &TestUser, kind: Kind) -> (Valu
             (json!({"provider": "SIMPLEFIN", "setup_token": t}), b, t)
         }
         Kind::Gocardless => {
-            let (t, b) = app.bank.sandbox.gocardless_linked_requisition();
+            let t = gocardless_requisition(app, user).await;
+            let b = app.bank.sandbox.gocardless_consent(&t).expect("the requisition exists at the bank");
             (json!({"provider": "GOCARDLESS", "requisition_id": t}), b, t)
         }
     };
     let res = app.authed(Method::POST, "/api/v1/connections", &user.access, Some(&body)).await;
     assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
     (res.json(), bank, credential)
+}
+
+/// Start a GoCardless requisition through the API (consent not given yet); returns its id.
+pub(crate) async fn gocardless_requisition(app: &TestApp, user: &TestUser) -> String {
+    let body = json!({"institution_id": "SANDBOXFINANCE_SFIN0000", "redirect": "http://localhost/back"});
+    let res = app.authed(Method::POST, "/api/v1/connections/gocardless/requisitions", &user.access, Some(&body)).await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    res.json()["requisition_id"].as_str().unwrap().to_owned()
 }
 
 /// Queue a sync, run the jobs, return the sync's report.
@@ -522,11 +531,11 @@ crate::app_test!(linking_errors_are_clear_and_field_specific, |app| {
         .assert_problem(422, "validation");
     assert!(p["detail"].as_str().unwrap().contains("not allowed"), "{p}");
     // A GoCardless requisition whose consent is not finished, then one linked twice.
-    let gc = app.state.bank.gocardless().unwrap();
-    let req = gc.create_requisition("SANDBOXFINANCE_SFIN0000", "http://localhost/back", "r").await.unwrap();
-    let p = post(json!({"provider": "GOCARDLESS", "requisition_id": req.id})).await.assert_problem(422, "validation");
+    let req = gocardless_requisition(app, &user).await;
+    let p = post(json!({"provider": "GOCARDLESS", "requisition_id": req})).await.assert_problem(422, "validation");
     assert!(p["detail"].as_str().unwrap().contains("not complete"), "{p}");
-    let (linked, _) = app.bank.sandbox.gocardless_linked_requisition();
+    let linked = req;
+    app.bank.sandbox.gocardless_consent(&linked).unwrap();
     assert_eq!(post(json!({"provider": "GOCARDLESS", "requisition_id": linked})).await.status, 201);
     post(json!({"provider": "GOCARDLESS", "requisition_id": linked})).await.assert_problem(409, "conflict");
     // The providers this server offers, and the helpers that start each flow.

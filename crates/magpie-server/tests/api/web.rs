@@ -726,3 +726,38 @@ async fn tokens_user(app: &TestApp, email: &str) -> magpie_domain::UserId {
     let mut conn = app.state.db.conn().await.unwrap();
     magpie_db::users::find_by_email(conn.c(), &magpie_domain::Email::parse(email).unwrap()).await.unwrap().unwrap().id
 }
+
+app_test!(next_paths_that_browsers_turn_into_other_sites_are_refused, |app| {
+    let email = format!("next-{}@example.com", uuid::Uuid::new_v4().simple());
+    app.register(&email, "a web password").await;
+    // Browsers drop tabs and line breaks and read a backslash as a slash: each of these is //evil.
+    for next in ["/\t/evil.example", "/\n/evil.example", "/\\evil.example", "/\r\n/evil.example", "\t//evil.example"] {
+        let web = WebClient::new(app);
+        let res = web
+            .submit("/signin", "/signin", &[("email", &email), ("password", "a web password"), ("next", next)])
+            .await;
+        assert_eq!(res.header("location"), Some("/"), "{next:?}");
+    }
+    // The sign-in page does not carry such a next either.
+    let web = WebClient::new(app);
+    let page = text(&web.get("/signin?next=/%09/evil.example").await);
+    assert!(page.contains("name=\"next\" value=\"/\""), "{page}");
+});
+
+app_test!(a_planted_pre_sign_in_cookie_opens_no_signed_in_form, |app| {
+    // An attacker gets a pre-sign-in cookie and its token from the sign-in page...
+    let attacker = WebClient::new(app);
+    let page = attacker.get("/signin").await;
+    let planted_token = csrf_of(&page);
+    let planted_cookie = attacker.cookie("magpie_pre").unwrap();
+    // ...and plants the cookie in a signed-in victim's browser (a sibling subdomain can).
+    let victim = WebClient::new(app);
+    victim.sign_up().await;
+    victim.set_cookie("magpie_pre", &planted_cookie);
+    let res = victim
+        .post("/settings/tokens", &[("csrf", planted_token.as_str()), ("name", "pwned"), ("scope", "read-write")], &[])
+        .await;
+    assert_eq!(res.status, 403, "{}", text(&res));
+    let listed = text(&victim.page("/settings").await);
+    assert!(!listed.contains("pwned"), "no token was created");
+});
