@@ -53,6 +53,8 @@ pub struct App {
     pub warmer: crate::ledger_cache::Warmer,
     /// Signs the web app's cookies and CSRF tokens.
     pub cookie_key: crate::web::session::CookieKey,
+    /// The OpenID Connect provider, when one is configured.
+    pub oidc: Option<crate::auth::oidc::OidcClient>,
 }
 
 /// Shared, cheaply cloned application state.
@@ -98,6 +100,7 @@ impl AppState {
             jobs_wakeup: crate::jobs::Wakeup::default(),
             forecast_cache: crate::forecasting::ArtifactCache::default(),
             bank: crate::sync::BankSync::new(&config, keyring),
+            oidc: crate::auth::oidc::OidcClient::from_config(&config),
             config,
             db,
             metrics: crate::telemetry::prometheus(),

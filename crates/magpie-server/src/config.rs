@@ -192,6 +192,8 @@ pub struct Config {
     pub oidc_only: bool,
     /// Label of the sign-in button.
     pub oidc_button_label: String,
+    /// Clock difference allowed between this server and the provider on ID tokens' times, in seconds.
+    pub oidc_clock_skew_secs: i64,
 }
 
 impl Default for Config {
@@ -255,6 +257,7 @@ impl Default for Config {
             oidc_create_accounts: true,
             oidc_only: false,
             oidc_button_label: "Sign in with SSO".to_owned(),
+            oidc_clock_skew_secs: 60,
         }
     }
 }
@@ -319,10 +322,19 @@ pub const KEYS: &[&str] = &[
     "oidc_create_accounts",
     "oidc_only",
     "oidc_button_label",
+    "oidc_clock_skew_secs",
 ];
 
 /// `MAGPIE_` variables that are not configuration keys but are legitimately set.
-const OTHER_VARS: &[&str] = &["config", "test_database_url", "require_browser", "screenshots", "shared_dir"];
+const OTHER_VARS: &[&str] = &[
+    "config",
+    "test_database_url",
+    "require_browser",
+    "screenshots",
+    "shared_dir",
+    "oidc_provider_dir",
+    "require_oidc",
+];
 
 /// Values given on the command line; `None` means "not given".
 #[derive(Debug, Default, Clone, Serialize)]
@@ -444,6 +456,7 @@ impl Config {
             );
         }
         anyhow::ensure!(!self.oidc_only || self.oidc_issuer.is_some(), "oidc_only needs oidc_issuer");
+        anyhow::ensure!((0..=600).contains(&self.oidc_clock_skew_secs), "oidc_clock_skew_secs must be 0 to 600");
         magpie_db::Engine::from_url(&self.database_url())?;
         Ok(())
     }

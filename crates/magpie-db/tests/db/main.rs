@@ -6,3 +6,4 @@ mod repos;
 mod schema;
 mod slow_log;
 mod support;
+mod upgrade;

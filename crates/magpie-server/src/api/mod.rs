@@ -9,10 +9,12 @@ pub mod categories;
 pub mod connections;
 pub mod export;
 pub mod goals;
+pub mod identities;
 pub mod imports;
 pub mod insights;
 pub mod me;
 pub mod models;
+pub mod passkeys;
 pub mod reports;
 pub mod rules;
 pub mod system;
@@ -87,6 +89,8 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(me::router())
         .merge(totp::router())
+        .merge(passkeys::router())
+        .merge(identities::router())
         .merge(export::router())
         .merge(audit::router())
         .merge(transactions::router())

@@ -3,9 +3,11 @@
 
 pub mod extract;
 pub mod jwt;
+pub mod oidc;
 pub mod password;
 pub mod throttle;
 pub mod token;
 pub mod totp;
+pub mod webauthn;
 
 pub use extract::{AuthUser, Via};

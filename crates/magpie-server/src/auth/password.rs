@@ -6,6 +6,16 @@ use tokio::sync::OnceCell;
 
 use crate::error::AppError;
 
+/// What `users.password_hash` holds for an account made by an OpenID Connect sign-in: no password can
+/// match it (it is not a bcrypt hash), and checking one against it costs the same as against a real
+/// hash, so a sign-in attempt does not tell such accounts apart.
+pub const NO_PASSWORD: &str = "!no-password";
+
+/// Whether the account has a password of its own.
+pub fn has_password(hash: &PasswordHash) -> bool {
+    hash.expose() != NO_PASSWORD
+}
+
 /// Hashes and verifies passwords at the configured cost.
 pub struct Passwords {
     cost: u32,
@@ -35,8 +45,8 @@ impl Passwords {
     /// dummy hash and the answer is false. Passwords over bcrypt's 72 bytes never match (none can be set).
     pub async fn verify(&self, password: &str, hash: Option<&PasswordHash>) -> Result<bool, AppError> {
         let (target, real) = match hash {
-            Some(h) => (h.expose().to_owned(), true),
-            None => (self.dummy_hash().await?, false),
+            Some(h) if has_password(h) => (h.expose().to_owned(), true),
+            _ => (self.dummy_hash().await?, false),
         };
         let too_long = password.len() > NewPassword::MAX_BYTES;
         // Never verify more than bcrypt's limit; still do the full work so timing reveals nothing.

@@ -15,7 +15,9 @@ mod dashboard;
 pub mod format;
 mod imports;
 mod ledger;
+mod oidc;
 mod planning;
+mod security;
 pub mod session;
 mod settings;
 mod signin;
@@ -64,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/app.js", get(|| asset(APP_JS, "text/javascript; charset=utf-8")))
         .route("/assets/icon.svg", get(|| asset(ICON_SVG, "image/svg+xml")))
         .merge(signin::router())
+        .merge(oidc::router())
         .merge(dashboard::router())
         .merge(ledger::router())
         .merge(imports::router())
@@ -71,6 +74,7 @@ pub fn router() -> Router<AppState> {
         .merge(categorization::router())
         .merge(connections::router())
         .merge(settings::router())
+        .merge(security::router())
         .layer(from_fn(security_headers))
 }
 

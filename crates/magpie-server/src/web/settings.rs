@@ -42,6 +42,20 @@ pub struct TokenRow {
     pub used: String,
 }
 
+pub struct PasskeyRow {
+    pub id: String,
+    pub name: String,
+    pub added: String,
+    pub used: String,
+}
+
+pub struct IdentityRow {
+    pub id: String,
+    pub issuer: String,
+    pub email: String,
+    pub added: String,
+}
+
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
@@ -52,6 +66,12 @@ struct SettingsPage {
     tokens: Vec<TokenRow>,
     new_token: String,
     activity: Vec<(String, String, String)>,
+    totp_enabled: bool,
+    recovery_left: i64,
+    passkeys_offered: bool,
+    passkeys: Vec<PasskeyRow>,
+    oidc: Option<String>,
+    identities: Vec<IdentityRow>,
 }
 
 async fn render(state: &AppState, user: &WebUser, new_token: String) -> Result<Response, WebError> {
@@ -73,10 +93,35 @@ async fn render(state: &AppState, user: &WebUser, new_token: String) -> Result<R
             used: fmt(t.last_used_at),
         })
         .collect();
-    let activity = {
+    let (activity, totp, recovery_left, passkeys, identities) = {
+        use magpie_db::security;
         let mut conn = state.db.conn().await?;
-        magpie_db::audit::list(conn.c(), user.id(), 20).await?
+        (
+            magpie_db::audit::list(conn.c(), user.id(), 20).await?,
+            security::get_totp(conn.c(), user.id()).await?,
+            security::recovery_codes_left(conn.c(), user.id()).await?,
+            security::list_passkeys(conn.c(), user.id()).await?,
+            security::list_identities(conn.c(), user.id()).await?,
+        )
     };
+    let passkeys = passkeys
+        .into_iter()
+        .map(|p| PasskeyRow {
+            id: p.id.to_string(),
+            name: p.name,
+            added: fmt(Some(p.created_at)),
+            used: fmt(p.last_used_at),
+        })
+        .collect();
+    let identities = identities
+        .into_iter()
+        .map(|i| IdentityRow {
+            id: i.id.to_string(),
+            issuer: i.issuer,
+            email: i.email.unwrap_or_default(),
+            added: fmt(Some(i.created_at)),
+        })
+        .collect();
     let activity = activity
         .into_iter()
         .map(|e| {
@@ -92,6 +137,16 @@ async fn render(state: &AppState, user: &WebUser, new_token: String) -> Result<R
                 "connection_deleted" => format!("Bank removed: {}", e.detail.0["institution"].as_str().unwrap_or("")),
                 "export" => "Data exported".to_owned(),
                 "import" => "Data imported from an export".to_owned(),
+                "second_factor_failed" => "Wrong two-step code".to_owned(),
+                "totp_enabled" => "Two-step sign-in turned on".to_owned(),
+                "totp_disabled" => "Two-step sign-in turned off".to_owned(),
+                "recovery_codes_created" => "New recovery codes".to_owned(),
+                "recovery_code_used" => "Recovery code used".to_owned(),
+                "passkey_added" => format!("Passkey “{}” added", e.detail.0["name"].as_str().unwrap_or("")),
+                "passkey_renamed" => "Passkey renamed".to_owned(),
+                "passkey_removed" => "Passkey removed".to_owned(),
+                "identity_linked" => "Identity provider linked".to_owned(),
+                "identity_removed" => "Identity provider unlinked".to_owned(),
                 other => other.to_owned(),
             };
             let from = [e.client_ip.unwrap_or_default(), e.user_agent.unwrap_or_default()]
@@ -110,6 +165,12 @@ async fn render(state: &AppState, user: &WebUser, new_token: String) -> Result<R
         tokens,
         new_token,
         activity,
+        totp_enabled: totp.is_some_and(|t| t.confirmed_at.is_some()),
+        recovery_left,
+        passkeys_offered: state.config.public_url.is_some(),
+        passkeys,
+        oidc: state.oidc.as_ref().map(|_| state.config.oidc_button_label.clone()),
+        identities,
     };
     Ok(page(&tpl, user.flash.is_some()))
 }

@@ -24,6 +24,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/signin", get(show_signin).post(submit_signin))
         .route("/signin/second-factor", post(submit_second_factor))
+        .route("/signin/passkey/options", post(passkey_options))
+        .route("/signin/passkey", post(submit_passkey))
         .route("/signup", get(show_signup).post(submit_signup))
         .route("/signout", post(submit_signout))
 }
@@ -221,6 +223,49 @@ async fn submit_second_factor(
             second_factor_page(&state, &headers, form.challenge, &next, Some(detail))
         }
         Err(e) => back_with_error(&state, e, "/signin"),
+    }
+}
+
+/// The options for `navigator.credentials.get()`, as JSON for the page's script.
+async fn passkey_options(State(state): State<AppState>, WebForm(_): WebForm<Empty>) -> Response {
+    match crate::api::passkeys::create_sign_in_options(State(state.clone())).await {
+        Ok(json) => json.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    #[serde(default)]
+    credential: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn submit_passkey(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: ClientInfo,
+    WebForm(form): WebForm<PasskeyForm>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let back = format!("/signin?next={}", super::format::urlencode(&next));
+    let credential = match serde_json::from_str(&form.credential) {
+        Ok(c) => c,
+        Err(_) => {
+            let e = AppError::field("credential", "the browser's passkey answer did not arrive; try again");
+            return back_with_error(&state, e, &back);
+        }
+    };
+    let result = async {
+        let user = crate::api::passkeys::authenticate(&state, &client, &credential).await?;
+        let tokens = crate::api::auth::sign_in(&state, user, &client, "passkey").await?;
+        session_cookie(&state, &headers, &tokens)
+    }
+    .await;
+    match result {
+        Ok(cookie) => signed_in(cookie, &next, &state, &headers),
+        Err(e) => back_with_error(&state, e, &back),
     }
 }
 

@@ -406,3 +406,86 @@ fn csv_cells_that_a_spreadsheet_would_run_are_defused() {
     }
     assert_eq!(csv_cell("Coffee \"beans\""), "\"Coffee \"\"beans\"\"\"");
 }
+
+/// No secret of sign-in (the signing key, a TOTP seed, a recovery code, a second-factor challenge, the
+/// OpenID client secret, an ID token) reaches a log line, an error body or the account export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sign_in_secret_reaches_a_log_an_error_body_or_an_export() {
+    use crate::oidc;
+    let provider = oidc::start_provider("http://localhost:9/auth/oidc/callback", 3600, "nobody@example.com").await;
+    let config = match &provider {
+        Some(p) => oidc::oidc_config(p),
+        None => test_config(),
+    };
+    let app = TestApp::sqlite_with(config).await;
+    let mut bodies: Vec<String> = Vec::new();
+    let mut keep = |r: &crate::support::TestResponse| bodies.push(String::from_utf8_lossy(&r.body).into_owned());
+    let user = app.user().await;
+    let begun =
+        app.authed(Method::POST, "/api/v1/me/totp", &user.access, Some(&json!({"password": user.password}))).await;
+    let seed = begun.json()["secret"].as_str().unwrap().to_owned();
+    let wrong =
+        app.authed(Method::POST, "/api/v1/me/totp/confirm", &user.access, Some(&json!({"code": "000000"}))).await;
+    keep(&wrong);
+    let ok = app
+        .authed(
+            Method::POST,
+            "/api/v1/me/totp/confirm",
+            &user.access,
+            Some(&json!({"code": crate::two_factor::code(&seed, 0)})),
+        )
+        .await;
+    let codes: Vec<String> =
+        ok.json()["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    let login = app.json(Method::POST, LOGIN, &json!({"email": user.email, "password": user.password})).await.json();
+    let challenge = login["challenge_token"].as_str().unwrap().to_owned();
+    for body in [
+        json!({"challenge_token": challenge, "code": "999999"}),
+        json!({"challenge_token": challenge, "recovery_code": "nope"}),
+    ] {
+        keep(&app.json(Method::POST, "/api/v1/auth/second-factor", &body).await);
+    }
+    let done = app
+        .json(
+            Method::POST,
+            "/api/v1/auth/second-factor",
+            &json!({"challenge_token": challenge, "recovery_code": codes[0]}),
+        )
+        .await;
+    assert_eq!(done.status, 200);
+    keep(&app.authed(Method::GET, "/api/v1/me/totp", &user.access, None).await);
+    keep(&app.authed(Method::GET, "/api/v1/me/audit", &user.access, None).await);
+    let export = app.authed(Method::GET, "/api/v1/me/export", &user.access, None).await;
+    assert_eq!(export.status, 200);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(export.body.clone())).unwrap();
+    let mut exported = String::new();
+    for i in 0..archive.len() {
+        use std::io::Read;
+        archive.by_index(i).unwrap().read_to_string(&mut exported).unwrap();
+    }
+    let mut secrets: Vec<String> = vec![crate::support::TEST_AUTH_SECRET.into(), seed.clone(), challenge.clone()];
+    for c in &codes {
+        secrets.push(c.clone());
+        secrets.push(c.replace('-', ""));
+    }
+    if let Some(p) = &provider {
+        let web = crate::web::WebClient::new(&app);
+        let res = oidc::oidc_sign_in(&web, "alice").await;
+        assert_eq!(res.status, 303);
+        secrets.push(oidc::CLIENT_SECRET.into());
+        for token in p.id_tokens.lock().unwrap().iter() {
+            secrets.push(token.clone());
+            secrets.push(token.rsplit('.').next().unwrap().to_owned());
+        }
+        assert!(secrets.len() > 14, "an ID token was seen");
+    }
+    let logs = crate::logs::text();
+    assert!(logs.contains("two-factor sign-in enabled"), "the capture works");
+    for secret in &secrets {
+        assert!(!logs.contains(secret.as_str()), "a secret appears in the logs");
+        assert!(!exported.contains(secret.as_str()), "a secret appears in the export");
+        for body in &bodies {
+            assert!(!body.contains(secret.as_str()), "a secret appears in a response: {body}");
+        }
+    }
+}

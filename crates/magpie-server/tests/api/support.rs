@@ -93,6 +93,8 @@ pub fn test_config() -> Config {
         encryption_key: Some(Secret::new(TEST_ENCRYPTION_KEY.into())),
         auth_secret: Some(Secret::new(TEST_AUTH_SECRET.into())),
         metrics_enabled: true,
+        // Passkeys are offered (the software authenticator of `passkeys.rs` signs for this origin).
+        public_url: Some(crate::passkeys::ORIGIN.into()),
         ..Config::default()
     }
 }

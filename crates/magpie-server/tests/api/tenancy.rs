@@ -106,7 +106,48 @@ async fn resources(app: &TestApp, owner: &TestUser) -> Vec<Resource> {
         )
         .await
         .json();
+    // A passkey (the test server has a public_url) and an identity at an OpenID provider.
+    let mut key = crate::passkeys::SoftKey::new();
+    let options = app.authed(Method::POST, "/api/v1/me/passkeys/options", &owner.access, None).await.json();
+    let credential = key.register(&options["options"]);
+    let passkey = app
+        .authed(
+            Method::POST,
+            "/api/v1/me/passkeys",
+            &owner.access,
+            Some(&json!({"name": "Owned", "credential": credential})),
+        )
+        .await
+        .json();
+    let identity_id = uuid::Uuid::now_v7();
+    {
+        let mut c = app.test_db.db.conn().await.unwrap();
+        let now = magpie_domain::Timestamp::now();
+        let row = magpie_db::security::Identity {
+            id: identity_id,
+            user_id: owner.id.parse().unwrap(),
+            issuer: "https://id.example".into(),
+            subject: format!("owned-{identity_id}"),
+            email: None,
+            created_at: now,
+            last_used_at: None,
+        };
+        magpie_db::security::create_identity(c.c(), &row).await.unwrap();
+    }
     vec![
+        Resource {
+            id: passkey["id"].as_str().expect("the owner's passkey").to_owned(),
+            routes: vec![
+                (Method::PATCH, "/api/v1/me/passkeys/{id}", Some(json!({"name": "Stolen"}))),
+                (Method::DELETE, "/api/v1/me/passkeys/{id}", None),
+            ],
+            check: ("/api/v1/me/passkeys", "id"),
+        },
+        Resource {
+            id: identity_id.to_string(),
+            routes: vec![(Method::DELETE, "/api/v1/me/identities/{id}", None)],
+            check: ("/api/v1/me/identities", "id"),
+        },
         Resource {
             id: connection["id"].as_str().expect("the owner's connection").to_owned(),
             routes: vec![

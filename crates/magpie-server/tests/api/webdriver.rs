@@ -196,6 +196,28 @@ impl Browser {
         std::fs::write(file, bytes).expect("write screenshot");
     }
 
+    /// Give the browser a virtual authenticator (W3C WebAuthn §11, through ChromeDriver): a platform
+    /// authenticator with resident keys that always verifies the person, as a fingerprint reader would.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/webauthn/authenticator",
+                Some(json!({"protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                            "hasUserVerification": true, "isUserConsenting": true, "isUserVerified": true})),
+            )
+            .await;
+        v.as_str().expect("authenticator id").to_owned()
+    }
+
+    /// The credentials a virtual authenticator holds.
+    pub async fn virtual_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let v = self
+            .call(reqwest::Method::GET, &format!("/webauthn/authenticator/{authenticator}/credentials"), None)
+            .await;
+        v.as_array().cloned().unwrap_or_default()
+    }
+
     /// Console messages since the last call: (level, message).
     pub async fn console(&self) -> Vec<(String, String)> {
         let v = self.call(reqwest::Method::POST, "/se/log", Some(json!({"type": "browser"}))).await;
