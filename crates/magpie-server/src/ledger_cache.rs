@@ -98,6 +98,21 @@ impl Default for Warmer {
     }
 }
 
+impl Warmer {
+    /// Wait until no warm-up is pending or running (tests take snapshots of the database after it:
+    /// a warm-up may queue a forecast training).
+    pub async fn settle(&self) {
+        loop {
+            let pending = !self.pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+            if !pending && let Ok(permit) = self.running.try_acquire() {
+                drop(permit);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// After this quiet time the views are recomputed (edits usually come in bursts).
 const SETTLE: Duration = Duration::from_millis(500);
 
